@@ -1,0 +1,34 @@
+"""jaxopt_notes: the study notes' training speed-ups as composable JAX gradient transformations."""
+
+from jaxopt_notes.adam import AdamState, adam, scale_by_adam
+from jaxopt_notes.averaging import BiasCorrectionState, EwaState, bias_correction, ewa
+from jaxopt_notes.base import EmptyState, GradientTransformation, apply_updates, chain
+from jaxopt_notes.momentum import momentum, trace
+from jaxopt_notes.rmsprop import RmsState, rmsprop, scale_by_rms
+from jaxopt_notes.sgd import ScaleByLearningRateState, learning_rate_in_use, scale, scale_by_learning_rate, sgd
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AdamState",
+    "BiasCorrectionState",
+    "EmptyState",
+    "EwaState",
+    "GradientTransformation",
+    "RmsState",
+    "ScaleByLearningRateState",
+    "adam",
+    "apply_updates",
+    "bias_correction",
+    "chain",
+    "ewa",
+    "learning_rate_in_use",
+    "momentum",
+    "rmsprop",
+    "scale",
+    "scale_by_adam",
+    "scale_by_learning_rate",
+    "scale_by_rms",
+    "sgd",
+    "trace",
+]

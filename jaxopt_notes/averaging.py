@@ -1,0 +1,112 @@
+"""Exponentially weighted averages and bias correction (notes sections 2 and 3).
+
+``v_t = beta * v_{t-1} + (1 - beta) * theta_t`` with ``v_0 = 0`` averages roughly the last
+``1 / (1 - beta)`` values. Because ``v_0 = 0`` the first averages are too small; dividing by
+``1 - beta**t`` corrects them, and the correction fades out as ``beta**t -> 0``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from jaxopt_notes import _checks
+from jaxopt_notes.base import GradientTransformation, Params, Updates, increment_count, init_count
+
+
+class EwaState(NamedTuple):
+    """State of :func:`ewa` and :func:`~jaxopt_notes.trace`.
+
+    Attributes:
+      count: updates taken so far (int32 scalar, saturating); the next update is ``t = count + 1``.
+      mu: the running average ``v`` per leaf, never bias-corrected.
+    """
+
+    count: jax.Array
+    mu: Updates
+
+
+def zeros_like_tree(params: Params, dtype: Any = None) -> Updates:
+    """A zero per leaf of ``params``, in ``dtype`` when given, else in the leaf's dtype."""
+    return jax.tree.map(lambda leaf: jnp.zeros_like(leaf, dtype=dtype), params)
+
+
+def update_average(average: Updates, values: Updates, decay: Any) -> Updates:
+    """``decay * average + (1 - decay) * values`` per leaf, kept in ``average``'s dtype."""
+    return jax.tree.map(
+        lambda old, new: (decay * old + (1 - decay) * new).astype(old.dtype),
+        average,
+        values,
+    )
+
+
+def correct_bias(average: Updates, decay: Any, count: jax.Array) -> Updates:
+    """``average / (1 - decay**count)`` per leaf; ``count`` is ``t``, the updates so far (>= 1)."""
+    correction = 1 - decay**count
+    return jax.tree.map(lambda leaf: leaf / correction.astype(leaf.dtype), average)
+
+
+def ewa(decay: float, *, debias: bool = False, dtype: Any = None) -> GradientTransformation:
+    """Exponentially weighted average of the updates: ``v = decay * v + (1 - decay) * g``.
+
+    Outputs ``v``, or the bias-corrected ``v / (1 - decay**t)`` when ``debias=True``
+    (``t`` = 1 on the first update). The state always holds the uncorrected ``v``.
+    Equals ``optax.ema(decay, debias=debias)``.
+
+    Args:
+      decay: beta in [0, 1); the average spans about ``1 / (1 - decay)`` updates.
+      debias: divide by ``1 - decay**t`` (notes section 3).
+      dtype: dtype of the stored average; ``None`` keeps each parameter's dtype.
+
+    Example:
+      >>> import jax.numpy as jnp, jaxopt_notes as jn
+      >>> tx = jn.ewa(0.9, debias=True)
+      >>> state = tx.init(jnp.zeros(2))
+      >>> v, state = tx.update(jnp.ones(2), state)  # debiased: exactly 1.0
+    """
+    _checks.check_decay("decay", decay)
+    _checks.check_dtype("dtype", dtype)
+
+    def init(params: Params) -> EwaState:
+        _checks.check_params("ewa", params)
+        return EwaState(init_count(), zeros_like_tree(params, dtype))
+
+    def update(updates: Updates, state: EwaState, params: Params | None = None) -> tuple[Updates, EwaState]:
+        del params
+        _checks.check_updates_match("ewa", updates, state.mu)
+        mu = update_average(state.mu, updates, decay)
+        count = increment_count(state.count)
+        outputs = correct_bias(mu, decay, count) if debias else mu
+        return outputs, EwaState(count, mu)
+
+    return GradientTransformation(init, update)
+
+
+class BiasCorrectionState(NamedTuple):
+    """State of :func:`bias_correction`: ``count``, its own calls so far (int32 scalar)."""
+
+    count: jax.Array
+
+
+def bias_correction(decay: float) -> GradientTransformation:
+    """Divides the incoming updates by ``1 - decay**t``, ``t`` counting this transform's own
+    calls from 1 (notes section 3).
+
+    ``chain(ewa(b), bias_correction(b))`` equals ``ewa(b, debias=True)``.
+    """
+    _checks.check_decay("decay", decay)
+
+    def init(params: Params) -> BiasCorrectionState:
+        del params
+        return BiasCorrectionState(init_count())
+
+    def update(
+        updates: Updates, state: BiasCorrectionState, params: Params | None = None
+    ) -> tuple[Updates, BiasCorrectionState]:
+        del params
+        count = increment_count(state.count)
+        return correct_bias(updates, decay, count), BiasCorrectionState(count)
+
+    return GradientTransformation(init, update)
