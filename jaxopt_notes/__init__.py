@@ -3,6 +3,13 @@
 from jaxopt_notes.adam import AdamState, adam, scale_by_adam
 from jaxopt_notes.averaging import BiasCorrectionState, EwaState, bias_correction, ewa
 from jaxopt_notes.base import EmptyState, GradientTransformation, apply_updates, chain
+from jaxopt_notes.checkpoint import (
+    CheckpointError,
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+    verify_checkpoint,
+)
 from jaxopt_notes.momentum import momentum, trace
 from jaxopt_notes.rmsprop import RmsState, rmsprop, scale_by_rms
 from jaxopt_notes.sgd import ScaleByLearningRateState, learning_rate_in_use, scale, scale_by_learning_rate, sgd
@@ -12,6 +19,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AdamState",
     "BiasCorrectionState",
+    "CheckpointError",
     "EmptyState",
     "EwaState",
     "GradientTransformation",
@@ -22,13 +30,17 @@ __all__ = [
     "bias_correction",
     "chain",
     "ewa",
+    "latest_checkpoint",
     "learning_rate_in_use",
+    "load_checkpoint",
     "momentum",
     "rmsprop",
+    "save_checkpoint",
     "scale",
     "scale_by_adam",
     "scale_by_learning_rate",
     "scale_by_rms",
     "sgd",
     "trace",
+    "verify_checkpoint",
 ]
