@@ -11,6 +11,7 @@ from jaxopt_notes.checkpoint import (
     verify_checkpoint,
 )
 from jaxopt_notes.momentum import momentum, trace
+from jaxopt_notes.nonfinite import SkipNonfiniteState, all_finite, skip_nonfinite, skipped_steps
 from jaxopt_notes.rmsprop import RmsState, rmsprop, scale_by_rms
 from jaxopt_notes.sgd import ScaleByLearningRateState, learning_rate_in_use, scale, scale_by_learning_rate, sgd
 
@@ -25,7 +26,9 @@ __all__ = [
     "GradientTransformation",
     "RmsState",
     "ScaleByLearningRateState",
+    "SkipNonfiniteState",
     "adam",
+    "all_finite",
     "apply_updates",
     "bias_correction",
     "chain",
@@ -41,6 +44,8 @@ __all__ = [
     "scale_by_learning_rate",
     "scale_by_rms",
     "sgd",
+    "skip_nonfinite",
+    "skipped_steps",
     "trace",
     "verify_checkpoint",
 ]
