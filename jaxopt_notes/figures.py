@@ -1,0 +1,157 @@
+"""The data behind the notes' lost figures, computed by the library itself.
+
+Each ``*_data`` function here is pure: it runs this library's transforms, schedules and
+``fit`` and returns NumPy arrays in a small dataclass; nothing is re-derived for the picture.
+The thin plotting layer in :mod:`jaxopt_notes.plots` only draws what these functions return,
+so the tests check the numbers here against independent references (NumPy loops, closed forms).
+
+Example:
+  >>> from jaxopt_notes import figures
+  >>> data = figures.ewa_data()
+  >>> sorted(data.averages)
+  [0.5, 0.9, 0.98]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import jaxopt_notes as jn
+from jaxopt_notes.base import GradientTransformation
+
+
+def temperature_series(days: int = 365, *, seed: int = 0) -> np.ndarray:
+    """A year of noisy daily temperatures (degrees Celsius): a seasonal sine plus weather noise.
+
+    A stand-in for the notes' figure of one year of daily temperatures.
+    """
+    day = np.arange(1, days + 1)
+    season = 11.0 - 8.0 * np.cos(2 * np.pi * (day - 15) / 365)
+    weather = np.random.default_rng(seed).normal(0.0, 3.0, size=days)
+    return (season + weather).astype(np.float32)
+
+
+def run_transform(transform: GradientTransformation, values: np.ndarray) -> np.ndarray:
+    """Feeds ``values[0], values[1], ...`` to ``transform.update`` one by one (a ``lax.scan``)
+    and returns what it outputs at each step: for :func:`~jaxopt_notes.ewa`, the averages v_t."""
+    values = jnp.asarray(values)
+    state = transform.init(values[0])
+
+    def step(state, value):
+        output, state = transform.update(value, state)
+        return state, output
+
+    _, outputs = jax.lax.scan(step, state, values)
+    return np.asarray(outputs)
+
+
+@dataclass(frozen=True)
+class EwaData:
+    """Notes section 2: ``series`` and its exponentially weighted average for each beta."""
+
+    series: np.ndarray
+    averages: dict[float, np.ndarray]
+
+
+def ewa_data(betas: Sequence[float] = (0.9, 0.98, 0.5), *, seed: int = 0) -> EwaData:
+    """The temperature series averaged by :func:`jaxopt_notes.ewa` (bias correction applied, as
+    the notes' figure shows the averages without the start-up dip) for each beta."""
+    series = temperature_series(seed=seed)
+    return EwaData(series, {beta: run_transform(jn.ewa(beta, debias=True), series) for beta in betas})
+
+
+@dataclass(frozen=True)
+class BiasCorrectionData:
+    """Notes section 3: the raw average ``v_t`` (starting near 0) and ``v_t / (1 - beta^t)``."""
+
+    series: np.ndarray
+    beta: float
+    raw: np.ndarray
+    corrected: np.ndarray
+
+
+def bias_correction_data(beta: float = 0.98, *, seed: int = 0) -> BiasCorrectionData:
+    """The raw EWA and the same EWA chained with :func:`jaxopt_notes.bias_correction`."""
+    series = temperature_series(seed=seed)
+    raw = run_transform(jn.ewa(beta), series)
+    corrected = run_transform(jn.chain(jn.ewa(beta), jn.bias_correction(beta)), series)
+    return BiasCorrectionData(series, beta, raw, corrected)
+
+
+def elongated_bowl(w: jax.Array) -> jax.Array:
+    """``J(w) = (w0^2 + 25 w1^2) / 2``: contours 5 times longer than wide, the notes' valley
+    where gradient descent oscillates across (w1) while it crawls along (w0)."""
+    return 0.5 * (w[0] ** 2 + 25.0 * w[1] ** 2)
+
+
+def saddle(w: jax.Array) -> jax.Array:
+    """``J(w) = (w0^2 - w1^2) / 2``: zero gradient at the origin, curving up along w0 and down
+    along w1 (notes section 8)."""
+    return 0.5 * (w[0] ** 2 - w[1] ** 2)
+
+
+def optimizer_path(
+    optimizer: GradientTransformation, loss: Callable[[jax.Array], jax.Array], start: Sequence[float], steps: int
+) -> np.ndarray:
+    """The points ``w_0 = start, w_1, ..., w_steps`` the optimizer visits minimising ``loss``
+    with exact gradients; shape ``(steps + 1, len(start))``."""
+    start = jnp.asarray(start, jnp.float32)
+    grad = jax.grad(loss)
+
+    def step(carry, _):
+        params, state = carry
+        updates, state = optimizer.update(grad(params), state, params)
+        params = jn.apply_updates(params, updates)
+        return (params, state), params
+
+    _, points = jax.lax.scan(step, (start, optimizer.init(start)), None, length=steps)
+    return np.concatenate([np.asarray(start)[None], np.asarray(points)])
+
+
+@dataclass(frozen=True)
+class PathsData:
+    """Optimizer paths on a 2-D cost surface, with a grid of the surface for its contours."""
+
+    paths: dict[str, np.ndarray]
+    grid_x: np.ndarray
+    grid_y: np.ndarray
+    grid_cost: np.ndarray
+
+
+def surface_grid(loss: Callable[[jax.Array], jax.Array], xlim: tuple, ylim: tuple, n: int = 200) -> tuple:
+    """``loss`` evaluated on an ``n x n`` grid, for contours: ``(X, Y, J)``."""
+    grid_x, grid_y = np.meshgrid(np.linspace(*xlim, n), np.linspace(*ylim, n))
+    cost = jax.vmap(loss)(jnp.stack([grid_x.ravel(), grid_y.ravel()], axis=1))
+    return grid_x, grid_y, np.asarray(cost).reshape(grid_x.shape)
+
+
+BOWL_START = (-9.0, 1.2)
+BOWL_LIMITS = ((-10.0, 2.0), (-1.6, 1.6))
+
+
+def momentum_paths_data(steps: int = 40) -> PathsData:
+    """Notes section 4: gradient descent oscillates across the elongated bowl at a learning
+    rate close to its limit (2/25), momentum (beta 0.9) at the same rate damps that and heads
+    down the valley."""
+    paths = {
+        "gradient descent (alpha 0.075)": optimizer_path(jn.sgd(0.075), elongated_bowl, BOWL_START, steps),
+        "momentum (alpha 0.075, beta 0.9)": optimizer_path(jn.momentum(0.075, 0.9), elongated_bowl, BOWL_START, steps),
+    }
+    return PathsData(paths, *surface_grid(elongated_bowl, *BOWL_LIMITS))
+
+
+def adaptive_paths_data(steps: int = 40) -> PathsData:
+    """Notes sections 5 and 6: RMSprop and Adam on the same bowl. Dividing by the root mean
+    square of each coordinate's gradient makes the step about as long along the valley as
+    across it, so both head for the minimum instead of bouncing across."""
+    paths = {
+        "gradient descent (alpha 0.075)": optimizer_path(jn.sgd(0.075), elongated_bowl, BOWL_START, steps),
+        "RMSprop (alpha 0.3, beta 0.9)": optimizer_path(jn.rmsprop(0.3, 0.9), elongated_bowl, BOWL_START, steps),
+        "Adam (alpha 0.5)": optimizer_path(jn.adam(0.5), elongated_bowl, BOWL_START, steps),
+    }
+    return PathsData(paths, *surface_grid(elongated_bowl, *BOWL_LIMITS))

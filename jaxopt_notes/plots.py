@@ -1,0 +1,140 @@
+"""The thin plotting layer: draws what :mod:`jaxopt_notes.figures` computes, and writes the
+gallery (one PNG per figure plus an index). Headless: matplotlib's Agg backend.
+
+Nothing here computes a curve; every array comes from a ``figures.*_data`` function.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from jaxopt_notes import figures  # noqa: E402
+
+DPI = 110
+PATH_STYLES = ("tab:red", "tab:blue", "tab:green", "tab:purple", "tab:orange")
+
+
+def save(figure: Figure, path: Path) -> Path:
+    """Writes ``figure`` as a PNG and closes it."""
+    figure.savefig(path, dpi=DPI, bbox_inches="tight")
+    plt.close(figure)
+    return path
+
+
+def plot_ewa(data: figures.EwaData) -> Figure:
+    figure, axes = plt.subplots(figsize=(9, 4.5))
+    days = np.arange(1, len(data.series) + 1)
+    axes.scatter(days, data.series, s=6, color="tab:blue", alpha=0.45, label="daily temperature theta_t")
+    colours = {0.9: "tab:red", 0.98: "tab:green", 0.5: "goldenrod"}
+    for beta, average in data.averages.items():
+        span = 1 / (1 - beta)
+        axes.plot(days, average, lw=2, color=colours.get(beta), label=f"beta = {beta} (about {span:.0f} days)")
+    axes.set(
+        title="Exponentially weighted averages: v_t = beta v_(t-1) + (1 - beta) theta_t",
+        xlabel="day of the year",
+        ylabel="temperature (degrees C)",
+        xlim=(0, len(days) + 1),
+    )
+    axes.legend(loc="upper left", fontsize=9)
+    axes.grid(alpha=0.3)
+    return figure
+
+
+def plot_bias_correction(data: figures.BiasCorrectionData) -> Figure:
+    figure, axes = plt.subplots(figsize=(9, 4.5))
+    days = np.arange(1, len(data.series) + 1)
+    axes.scatter(days, data.series, s=6, color="tab:blue", alpha=0.45, label="daily temperature theta_t")
+    axes.plot(days, data.raw, lw=2, color="tab:purple", label=f"v_t, beta = {data.beta} (starts at v_0 = 0)")
+    axes.plot(days, data.corrected, lw=2, color="tab:green", label="v_t / (1 - beta^t), bias corrected")
+    axes.set(
+        title="Bias correction: the raw average starts far too low, the corrected one does not",
+        xlabel="day of the year",
+        ylabel="temperature (degrees C)",
+        xlim=(0, len(days) + 1),
+    )
+    axes.legend(loc="upper left", fontsize=9)
+    axes.grid(alpha=0.3)
+    return figure
+
+
+def plot_paths(data: figures.PathsData, title: str) -> Figure:
+    figure, axes = plt.subplots(figsize=(9, 4.2))
+    levels = np.geomspace(0.02, data.grid_cost.max(), 14)
+    axes.contour(data.grid_x, data.grid_y, data.grid_cost, levels=levels, colors="0.6", linewidths=0.8)
+    for colour, (name, path) in zip(PATH_STYLES, data.paths.items(), strict=False):
+        axes.plot(path[:, 0], path[:, 1], "-o", ms=3, lw=1.3, color=colour, label=name)
+    axes.plot(*path[0], "k^", ms=8)
+    axes.plot(0, 0, "k*", ms=12, label="minimum")
+    axes.set(
+        title=title,
+        xlabel="w0 (along the valley)",
+        ylabel="w1 (across the valley)",
+        xlim=(data.grid_x.min(), data.grid_x.max()),
+        ylim=(data.grid_y.min(), data.grid_y.max()),
+    )
+    axes.legend(loc="lower right", fontsize=9)
+    return figure
+
+
+@dataclass(frozen=True)
+class GalleryEntry:
+    """One figure of the gallery: its file name, what it shows in one line, and how to draw it."""
+
+    name: str
+    caption: str
+    draw: Callable[[bool], Figure]
+
+
+GALLERY = (
+    GalleryEntry(
+        "ewa.png",
+        "Notes section 2: a year of noisy daily temperatures and their exponentially weighted averages "
+        "for beta = 0.9 (about 10 days), 0.98 (about 50 days: smoother but lagging) and 0.5 (about 2 days: noisy).",
+        lambda quick: plot_ewa(figures.ewa_data()),
+    ),
+    GalleryEntry(
+        "bias_correction.png",
+        "Notes section 3: with v_0 = 0 the raw average (purple) starts near zero; dividing by 1 - beta^t (green) "
+        "fixes the start and fades out as t grows.",
+        lambda quick: plot_bias_correction(figures.bias_correction_data()),
+    ),
+    GalleryEntry(
+        "momentum_paths.png",
+        "Notes section 4: on elongated contours gradient descent oscillates across the valley; momentum averages "
+        "the oscillation away and moves along the valley.",
+        lambda quick: plot_paths(
+            figures.momentum_paths_data(), "Gradient descent vs momentum on elongated contours (40 steps)"
+        ),
+    ),
+    GalleryEntry(
+        "adaptive_paths.png",
+        "Notes sections 5-6: RMSprop and Adam divide each coordinate's step by the root mean square of its "
+        "gradients, so the steep direction no longer dominates.",
+        lambda quick: plot_paths(figures.adaptive_paths_data(), "RMSprop and Adam on the same contours (40 steps)"),
+    ),
+)
+
+
+def write_gallery(out: str | Path, *, quick: bool = False) -> list[Path]:
+    """Draws every figure of :data:`GALLERY` into ``out`` (created if needed) and writes
+    ``index.md`` showing them with their captions; returns the paths written, index last.
+    ``quick`` shrinks the training runs behind the figures (for tests)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = [save(entry.draw(quick), out / entry.name) for entry in GALLERY]
+    lines = ["# The notes' figures, regenerated by `jaxopt-notes figures`", ""]
+    for entry in GALLERY:
+        lines += [f"## {entry.name}", "", entry.caption, "", f"![{entry.name}]({entry.name})", ""]
+    index = out / "index.md"
+    index.write_text("\n".join(lines))
+    return [*written, index]
