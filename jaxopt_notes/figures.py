@@ -155,3 +155,34 @@ def adaptive_paths_data(steps: int = 40) -> PathsData:
         "Adam (alpha 0.5)": optimizer_path(jn.adam(0.5), elongated_bowl, BOWL_START, steps),
     }
     return PathsData(paths, *surface_grid(elongated_bowl, *BOWL_LIMITS))
+
+
+@dataclass(frozen=True)
+class SchedulesData:
+    """Notes section 7: the learning rate at every minibatch step, for each decay form.
+
+    ``epoch`` is the step's position in epochs, numbered from 1 as in the notes
+    (``1 + step / steps_per_epoch``).
+    """
+
+    epoch: np.ndarray
+    rates: dict[str, np.ndarray]
+
+
+def schedules_data(epochs: int = 20, steps_per_epoch: int = 100, alpha0: float = 0.2) -> SchedulesData:
+    """Each schedule of :mod:`jaxopt_notes.schedules`, evaluated (vectorised) at every step of
+    ``epochs`` epochs; ``alpha0 = 0.2`` and ``decay_rate = 1`` are the notes' worked example."""
+    from jaxopt_notes import schedules
+
+    forms = {
+        "alpha0 / (1 + decay_rate * epoch), decay_rate 1": schedules.inverse_time_decay(
+            alpha0, 1.0, steps_per_epoch=steps_per_epoch
+        ),
+        "0.95^epoch * alpha0": schedules.exponential_decay(alpha0, 0.95, steps_per_epoch=steps_per_epoch),
+        "k / sqrt(epoch) * alpha0, k 1": schedules.inverse_sqrt_decay(alpha0, 1.0, steps_per_epoch=steps_per_epoch),
+        "k / sqrt(t) * alpha0, t the minibatch step": schedules.inverse_sqrt_decay(alpha0, 1.0),
+        "staircase: halve every 5 epochs": schedules.staircase_decay(alpha0, 0.5, 5, steps_per_epoch=steps_per_epoch),
+    }
+    steps = jnp.arange(epochs * steps_per_epoch)
+    rates = {name: np.asarray(jax.vmap(schedule)(steps)) for name, schedule in forms.items()}
+    return SchedulesData(1 + np.asarray(steps) / steps_per_epoch, rates)

@@ -86,6 +86,30 @@ def plot_paths(data: figures.PathsData, title: str) -> Figure:
     return figure
 
 
+def plot_schedules(data: figures.SchedulesData) -> Figure:
+    figure, axes = plt.subplots(figsize=(9, 4.5))
+    for name, rates in data.rates.items():
+        axes.plot(data.epoch, rates, lw=2, label=name)
+    # The notes' printed numbers, as a check that the library's curve passes through them.
+    axes.plot(
+        [1.5, 2.5, 3.5, 4.5],
+        [0.1, 0.067, 0.05, 0.04],
+        "ko",
+        ms=4,
+        label="notes' worked example: 0.1, 0.067, 0.05, 0.04",
+    )
+    axes.set(
+        title="Learning-rate decay over epochs (alpha0 = 0.2)",
+        xlabel="epoch (numbered from 1, as in the notes)",
+        ylabel="learning rate alpha",
+        xlim=(1, data.epoch[-1]),
+        ylim=(0, 0.21),
+    )
+    axes.legend(fontsize=9)
+    axes.grid(alpha=0.3)
+    return figure
+
+
 @dataclass(frozen=True)
 class GalleryEntry:
     """One figure of the gallery: its file name, what it shows in one line, and how to draw it."""
@@ -121,6 +145,12 @@ GALLERY = (
         "Notes sections 5-6: RMSprop and Adam divide each coordinate's step by the root mean square of its "
         "gradients, so the steep direction no longer dominates.",
         lambda quick: plot_paths(figures.adaptive_paths_data(), "RMSprop and Adam on the same contours (40 steps)"),
+    ),
+    GalleryEntry(
+        "schedules.png",
+        "Notes section 7: the learning rate over 20 epochs for each decay form, with the notes' worked example "
+        "(alpha0 = 0.2, decay_rate = 1: 0.1, 0.067, 0.05, 0.04).",
+        lambda quick: plot_schedules(figures.schedules_data()),
     ),
 )
 
