@@ -208,7 +208,8 @@ def _restore(stored: np.ndarray, entry: dict, like_leaf: Any) -> Any:
     if "key_impl" in entry:
         return jax.random.wrap_key_data(jnp.asarray(array), impl=entry["key_impl"])
     if isinstance(like_leaf, jax.Array):
-        return jax.device_put(array, like_leaf.sharding)
+        # An uncommitted leaf must come back uncommitted, or the next jitted step recompiles.
+        return jax.device_put(array, like_leaf.sharding if like_leaf.committed else None)
     if isinstance(like_leaf, jax.ShapeDtypeStruct):
         return jax.device_put(array, like_leaf.sharding) if like_leaf.sharding is not None else jnp.asarray(array)
     if isinstance(like_leaf, bool | int | float | complex):
@@ -241,6 +242,8 @@ def load_checkpoint(path: str | os.PathLike, like: Any) -> tuple[Any, dict | Non
       like: a pytree with the structure, shapes and dtypes to restore (the current params and
         optimizer state, or ``jax.eval_shape`` of them). JAX leaves come back as JAX arrays on
         ``like``'s sharding, NumPy leaves as NumPy arrays, Python scalars as Python scalars.
+        JAX's weak-type flag (``jnp.array(0.5)``) is not restored: values are bit-identical, but
+        a jitted function sees a strongly typed leaf and may compile once more.
 
     Returns:
       ``(tree, metadata)``, the values bit-identical to those saved.
@@ -253,19 +256,29 @@ def load_checkpoint(path: str | os.PathLike, like: Any) -> tuple[Any, dict | Non
     manifest, stored = _read(path)
     like_leaves, treedef = jax.tree_util.tree_flatten_with_path(like)
     entries = manifest["leaves"]
-    for (key_path, like_leaf), entry in zip(like_leaves, entries, strict=False):
+    like_paths = [_path_str(key_path) for key_path, _ in like_leaves]
+    file_paths = [entry["path"] for entry in entries]
+    missing = [where for where in like_paths if where not in file_paths]
+    extra = [where for where in file_paths if where not in like_paths]
+    if missing or extra or like_paths != file_paths:
+        problem = (
+            f"`like` has a leaf at {missing[0]} that the file lacks"
+            if missing
+            else f"the file has a leaf at {extra[0]} that `like` lacks"
+            if extra
+            else "the leaves are in a different order"
+        )
+        raise CheckpointError(
+            f"checkpoint {path}: {problem}; it holds {len(entries)} leaves, `like` has {len(like_leaves)}, "
+            "so it was saved from a different structure"
+        )
+    for where, (_, like_leaf), entry in zip(like_paths, like_leaves, entries, strict=True):
         expected = _spec(like_leaf)
         got = (tuple(entry["shape"]), entry["dtype"], entry.get("key_impl"))
-        if _path_str(key_path) != entry["path"] or expected != got:
+        if expected != got:
             raise CheckpointError(
-                f"checkpoint {path}: does not match `like` at {_path_str(key_path)}: expected "
-                f"{_describe(*expected)}, the file has {entry['path']}: {_describe(*got)}"
+                f"checkpoint {path}: {where}: `like` expects {_describe(*expected)}, the file has {_describe(*got)}"
             )
-    if len(like_leaves) != len(entries):
-        raise CheckpointError(
-            f"checkpoint {path}: holds {len(entries)} leaves, `like` has {len(like_leaves)}; "
-            "it was saved from a different structure"
-        )
     leaves = [
         _restore(stored[entry["name"]], entry, like_leaf)
         for (_, like_leaf), entry in zip(like_leaves, entries, strict=True)
