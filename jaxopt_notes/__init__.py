@@ -10,10 +10,12 @@ from jaxopt_notes.checkpoint import (
     save_checkpoint,
     verify_checkpoint,
 )
+from jaxopt_notes.history import EpochEnd, History, smooth
 from jaxopt_notes.momentum import momentum, trace
 from jaxopt_notes.nonfinite import SkipNonfiniteState, all_finite, skip_nonfinite, skipped_steps
 from jaxopt_notes.rmsprop import RmsState, rmsprop, scale_by_rms
 from jaxopt_notes.sgd import ScaleByLearningRateState, learning_rate_in_use, scale, scale_by_learning_rate, sgd
+from jaxopt_notes.training import NonFiniteCostError, fit
 
 __version__ = "0.1.0"
 
@@ -22,8 +24,11 @@ __all__ = [
     "BiasCorrectionState",
     "CheckpointError",
     "EmptyState",
+    "EpochEnd",
     "EwaState",
     "GradientTransformation",
+    "History",
+    "NonFiniteCostError",
     "RmsState",
     "ScaleByLearningRateState",
     "SkipNonfiniteState",
@@ -33,6 +38,7 @@ __all__ = [
     "bias_correction",
     "chain",
     "ewa",
+    "fit",
     "latest_checkpoint",
     "learning_rate_in_use",
     "load_checkpoint",
@@ -46,6 +52,7 @@ __all__ = [
     "sgd",
     "skip_nonfinite",
     "skipped_steps",
+    "smooth",
     "trace",
     "verify_checkpoint",
 ]

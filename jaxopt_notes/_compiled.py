@@ -1,0 +1,126 @@
+"""The compiled pieces behind :func:`~jaxopt_notes.fit`: one ``lax.scan`` per epoch or chunk.
+
+A step computes the minibatch cost and its gradient, asks the optimizer for the update and
+applies it, and reports the cost, the gradient's global norm, the learning rate it used and
+whether everything was finite. A non-finite step leaves parameters and state untouched (the
+select fuses into the update, so it costs no extra pass over memory); after the first one,
+``failed`` freezes the run when fit stops on errors, so the carry ends as the last finite
+parameters. The compiled functions are cached by loss, optimizer and layout so a second fit
+call on data of the same shapes and dtypes reuses the compiled code.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from jaxopt_notes import packing
+from jaxopt_notes.base import apply_updates
+from jaxopt_notes.sgd import learning_rate_in_use
+
+_CACHE_SIZE = 32
+_cache: collections.OrderedDict = collections.OrderedDict()
+
+
+def _all_finite(tree: Any) -> jax.Array:
+    leaves = [jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)]
+    return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
+
+
+def _global_norm(tree: Any) -> jax.Array:
+    squares = [jnp.sum(jnp.square(leaf.astype(jnp.float32))) for leaf in jax.tree.leaves(tree)]
+    return jnp.sqrt(sum(squares)) if squares else jnp.zeros([], jnp.float32)
+
+
+def _select(take: jax.Array, new: Any, old: Any) -> Any:
+    return jax.tree.map(lambda a, b: jnp.where(take, a, b), new, old)
+
+
+def _make_epoch(
+    loss_fn: Callable,
+    optimizer: optax.GradientTransformation,
+    *,
+    batch_size: int,
+    skip_nonfinite: bool,
+    batch_sharding: jax.sharding.Sharding | None,
+) -> Callable:
+    def loss(params, x, y):
+        if isinstance(params, packing.Packed):
+            params = packing.unpack(params)
+        return loss_fn(params, x) if y is None else loss_fn(params, x, y)
+
+    def constrain(batch):
+        if batch_sharding is None:
+            return batch
+        return jax.tree.map(lambda a: jax.lax.with_sharding_constraint(a, batch_sharding), batch)
+
+    def step(carry, batch):
+        params, state, failed = carry
+        x, y = constrain(batch)
+        cost, grads = jax.value_and_grad(loss)(params, x, y)
+        finite = jnp.isfinite(cost) & _all_finite(grads)
+        updates, new_state = optimizer.update(grads, state, params)
+        take = finite & ~failed
+        params = _select(take, apply_updates(params, updates), params)
+        state = _select(take, new_state, state)
+        rate = learning_rate_in_use(new_state)
+        rate = jnp.full([], jnp.nan, jnp.float32) if rate is None else jnp.asarray(rate, jnp.float32)
+        if not skip_nonfinite:
+            failed = failed | ~finite
+        return (params, state, failed), (jnp.asarray(cost, jnp.float32), _global_norm(grads), rate, finite)
+
+    def run(params, state, failed, X, Y, order, rest):
+        """``order`` (steps, batch) and ``rest`` (remainder) index rows of X; if ``order`` is
+        None the rows are already shuffled (a streamed chunk) and are cut in order."""
+        take_rows = (lambda idx: (X[idx], None if Y is None else Y[idx])) if order is not None else None
+        if order is None:
+            steps = X.shape[0] // batch_size
+            cut = steps * batch_size
+            xs = (
+                X[:cut].reshape(steps, batch_size, *X.shape[1:]),
+                None if Y is None else Y[:cut].reshape(steps, batch_size, *Y.shape[1:]),
+            )
+            carry, outputs = jax.lax.scan(step, (params, state, failed), xs)
+            remainder = None if cut == X.shape[0] else (X[cut:], None if Y is None else Y[cut:])
+        else:
+            carry, outputs = jax.lax.scan(lambda c, idx: step(c, take_rows(idx)), (params, state, failed), order)
+            remainder = None if rest is None else take_rows(rest)
+        if remainder is not None:
+            carry, last = step(carry, remainder)
+            outputs = jax.tree.map(lambda seq, one: jnp.concatenate([seq, one[None]]), outputs, last)
+        return carry, outputs
+
+    return jax.jit(run, donate_argnums=(0, 1))
+
+
+def compiled_epoch(
+    loss_fn: Callable,
+    optimizer: optax.GradientTransformation,
+    *,
+    batch_size: int,
+    skip_nonfinite: bool,
+    batch_sharding: jax.sharding.Sharding | None,
+) -> Callable:
+    """The jitted ``run(params, state, failed, X, Y, order, rest) -> ((params, state, failed),
+    (cost, grad_norm, learning_rate, finite))``, cached by identity of loss and optimizer."""
+    key = (loss_fn, optimizer, batch_size, skip_nonfinite, batch_sharding)
+    try:
+        hash(key)
+    except TypeError:  # an unhashable optimizer: keyed by identity, kept alive by the cache entry
+        key = (loss_fn, id(optimizer), batch_size, skip_nonfinite, batch_sharding)
+    if key not in _cache:
+        _cache[key] = (
+            _make_epoch(
+                loss_fn, optimizer, batch_size=batch_size, skip_nonfinite=skip_nonfinite, batch_sharding=batch_sharding
+            ),
+            optimizer,
+        )
+        while len(_cache) > _CACHE_SIZE:
+            _cache.popitem(last=False)
+    _cache.move_to_end(key)
+    return _cache[key][0]
