@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple
 
 import jax
@@ -42,9 +43,25 @@ def update_average(average: Updates, values: Updates, decay: Any) -> Updates:
     )
 
 
+def bias_correction_factor(decay: Any, count: jax.Array) -> jax.Array:
+    """``1 - decay**t`` for ``t = count`` (>= 1), computed as ``-expm1(t * log(decay))``.
+
+    Why not ``1 - decay**t`` directly: in float32 that subtraction cancels catastrophically
+    for decay near 1 (at beta2 = 0.999, t = 3 it keeps only about 4 significant digits).
+    The logarithm of a concrete decay is taken in double precision, so only rounding of
+    order 1e-7 remains.
+    """
+    if _checks.is_traced(decay) or not isinstance(decay, (int, float)):
+        log_decay = jnp.log(decay)
+    else:
+        log_decay = math.log(decay) if decay > 0 else -math.inf
+    steps = jnp.asarray(count).astype(jnp.result_type(float))
+    return -jnp.expm1(steps * log_decay)
+
+
 def correct_bias(average: Updates, decay: Any, count: jax.Array) -> Updates:
     """``average / (1 - decay**count)`` per leaf; ``count`` is ``t``, the updates so far (>= 1)."""
-    correction = 1 - decay**count
+    correction = bias_correction_factor(decay, count)
     return jax.tree.map(lambda leaf: leaf / correction.astype(leaf.dtype), average)
 
 
