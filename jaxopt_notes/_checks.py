@@ -21,7 +21,7 @@ def is_traced(value: Any) -> bool:
 
 
 def _as_real(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not np.isscalar(value) and np.ndim(value) != 0:
+    if isinstance(value, (bool, str, bytes)) or not np.isscalar(value) and np.ndim(value) != 0:
         raise TypeError(f"{name} must be a real number, got {value!r}")
     try:
         return float(value)
