@@ -81,7 +81,5 @@ class NotesAdam:
         b1, b2, t, g64 = self.beta1, self.beta2, state["t"] + 1, _f64(grads)
         v = jax.tree.map(lambda v, g: b1 * v + (1 - b1) * g, state["v"], g64)
         s = jax.tree.map(lambda s, g: b2 * s + (1 - b2) * g**2, state["s"], g64)
-        step = jax.tree.map(
-            lambda v, s: -self.alpha * (v / (1 - b1**t)) / (np.sqrt(s / (1 - b2**t)) + self.eps), v, s
-        )
+        step = jax.tree.map(lambda v, s: -self.alpha * (v / (1 - b1**t)) / (np.sqrt(s / (1 - b2**t)) + self.eps), v, s)
         return _cast_like(step, grads), {"t": t, "v": v, "s": s}
