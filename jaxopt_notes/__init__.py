@@ -10,10 +10,27 @@ from jaxopt_notes.checkpoint import (
     save_checkpoint,
     verify_checkpoint,
 )
+from jaxopt_notes.data import (
+    BatchSizeSuggestion,
+    Minibatches,
+    minibatches,
+    random_mini_batches,
+    steps_per_epoch,
+    suggest_batch_size,
+)
 from jaxopt_notes.history import EpochEnd, History, smooth
+from jaxopt_notes.hyperparams import InjectHyperparamsState, inject_hyperparams, set_hyperparams
 from jaxopt_notes.momentum import momentum, trace
 from jaxopt_notes.nonfinite import SkipNonfiniteState, all_finite, skip_nonfinite, skipped_steps
+from jaxopt_notes.prefetch import Prefetcher, prefetch_to_device
 from jaxopt_notes.rmsprop import RmsState, rmsprop, scale_by_rms
+from jaxopt_notes.schedules import (
+    exponential_decay,
+    inverse_sqrt_decay,
+    inverse_time_decay,
+    piecewise_constant,
+    staircase_decay,
+)
 from jaxopt_notes.sgd import ScaleByLearningRateState, learning_rate_in_use, scale, scale_by_learning_rate, sgd
 from jaxopt_notes.training import NonFiniteCostError, fit
 
@@ -21,6 +38,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AdamState",
+    "BatchSizeSuggestion",
     "BiasCorrectionState",
     "CheckpointError",
     "EmptyState",
@@ -28,7 +46,10 @@ __all__ = [
     "EwaState",
     "GradientTransformation",
     "History",
+    "InjectHyperparamsState",
+    "Minibatches",
     "NonFiniteCostError",
+    "Prefetcher",
     "RmsState",
     "ScaleByLearningRateState",
     "SkipNonfiniteState",
@@ -38,21 +59,33 @@ __all__ = [
     "bias_correction",
     "chain",
     "ewa",
+    "exponential_decay",
     "fit",
+    "inject_hyperparams",
+    "inverse_sqrt_decay",
+    "inverse_time_decay",
     "latest_checkpoint",
     "learning_rate_in_use",
     "load_checkpoint",
+    "minibatches",
     "momentum",
+    "piecewise_constant",
+    "prefetch_to_device",
+    "random_mini_batches",
     "rmsprop",
     "save_checkpoint",
     "scale",
     "scale_by_adam",
     "scale_by_learning_rate",
     "scale_by_rms",
+    "set_hyperparams",
     "sgd",
     "skip_nonfinite",
     "skipped_steps",
     "smooth",
+    "staircase_decay",
+    "steps_per_epoch",
+    "suggest_batch_size",
     "trace",
     "verify_checkpoint",
 ]
