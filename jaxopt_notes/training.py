@@ -25,10 +25,11 @@ import numpy as np
 import optax
 from tqdm.auto import tqdm
 
-from jaxopt_notes import _checks, packing
+from jaxopt_notes import _checks, data, packing
 from jaxopt_notes._compiled import compiled_epoch
 from jaxopt_notes.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, verify_checkpoint
 from jaxopt_notes.history import EpochEnd, History
+from jaxopt_notes.prefetch import prefetch_to_device
 
 _CHUNK_BYTES = 64 * 2**20
 """Streamed (memory-mapped) data moves to the device in chunks of about this many bytes."""
@@ -82,19 +83,20 @@ def _orders(m: int, batch_size: int, seed: int, epochs: range, drop_remainder: b
 
 
 def _chunks(X, Y, batch_size: int, seed: int, epoch: int, chunk_steps: int, drop_remainder: bool, sharding):
-    """A streamed epoch: shuffled chunks of ``chunk_steps`` minibatches, prefetched to the device."""
-    from jaxopt_notes import data
-
-    chunks = data.minibatches(
-        X, Y, batch_size=chunk_steps * batch_size, seed=int(_epoch_seed(seed, epoch).generate_state(1)[0])
-    )
+    """A streamed epoch: shuffled chunks of ``chunk_steps`` minibatches, prefetched to the device
+    by a background thread (see :mod:`jaxopt_notes.data` for how a memmap is shuffled)."""
+    chunks = data.minibatches(X, Y, batch_size=chunk_steps * batch_size, seed=_chunk_seed(seed, epoch))
 
     def cut(chunk):
         x, y = chunk if Y is not None else (chunk, None)
         keep = len(x) - len(x) % batch_size if drop_remainder else len(x)
         return (x[:keep], None if y is None else y[:keep])
 
-    return data.prefetch_to_device((cut(c) for c in chunks), size=2, sharding=sharding)
+    return prefetch_to_device((cut(c) for c in chunks), size=2, sharding=sharding)
+
+
+def _chunk_seed(seed: int, epoch: int) -> int:
+    return int(_epoch_seed(seed, epoch).generate_state(1)[0])
 
 
 def _copy(tree: Any) -> Any:
@@ -247,9 +249,10 @@ def fit(
                 outputs = [outputs]
             else:
                 outputs = []
-                for chunk in _chunks(X, Y, batch_size, seed, epoch, chunk_steps, drop_remainder, replicated):
-                    (state_params, opt_state, failed), out = run(state_params, opt_state, failed, *chunk, None, None)
-                    outputs.append(out)
+                with _chunks(X, Y, batch_size, seed, epoch, chunk_steps, drop_remainder, replicated) as chunks:
+                    for chunk in chunks:
+                        carry, out = run(state_params, opt_state, failed, *chunk, None, None)
+                        (state_params, opt_state, failed), outputs = carry, outputs + [out]
             per_step = zip(*jax.device_get(outputs), strict=True)
             cost, grad_norm, rate, finite = (np.concatenate(parts) for parts in per_step)
             seconds = time.perf_counter() - started

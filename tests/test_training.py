@@ -12,6 +12,7 @@ import optax
 import pytest
 
 import jaxopt_notes as jn
+from jaxopt_notes.data import minibatches
 from jaxopt_notes.history import smooth
 from jaxopt_notes.hyperparams import inject_hyperparams, set_hyperparams
 from jaxopt_notes.schedules import inverse_time_decay
@@ -244,3 +245,40 @@ def test_mesh_data_parallel_equals_single_device():
         [sys.executable, "-c", textwrap.dedent(MESH_SCRIPT)], cwd=root, env=env, capture_output=True, text=True
     )
     assert result.returncode == 0 and "ok" in result.stdout, result.stderr[-3000:]
+
+
+def test_memory_mapped_data_streams_in_chunks(tmp_path):
+    np.save(tmp_path / "x.npy", X)
+    np.save(tmp_path / "y.npy", Y)
+    X_mm, Y_mm = np.load(tmp_path / "x.npy", mmap_mode="r"), np.load(tmp_path / "y.npy", mmap_mode="r")
+    params, history = fit(logistic_loss, PARAMS, SGD, X_mm, Y_mm, batch_size=BATCH, epochs=2, chunk_steps=3)
+    expected, state, costs, seen = PARAMS, SGD.init(PARAMS), [], []
+    for epoch in range(2):
+        chunk_seed = int(np.random.SeedSequence([0, epoch]).generate_state(1)[0])
+        for x, y in minibatches(X, Y, batch_size=3 * BATCH, seed=chunk_seed):
+            for start in range(0, len(x), BATCH):
+                xb, yb = x[start : start + BATCH], y[start : start + BATCH]
+                cost, grads = jax.value_and_grad(logistic_loss)(expected, xb, yb)
+                updates, state = SGD.update(grads, state, expected)
+                expected, costs = optax.apply_updates(expected, updates), costs + [float(cost)]
+                seen.extend(map(tuple, xb))
+    assert sorted(seen) == sorted(map(tuple, np.concatenate([X, X])))  # every example once per epoch
+    np.testing.assert_allclose(history.cost, costs, rtol=2e-5)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6), params, expected)
+
+
+def test_packed_fit_equals_unpacked_on_a_many_leaf_model():
+    keys = jax.random.split(jax.random.key(1), 24)
+    many = {f"w{i}": 0.1 * jax.random.normal(k, (D,)) for i, k in enumerate(keys)}
+
+    def many_leaf_loss(params, x, y):
+        assert isinstance(params, dict)  # the loss never sees a Packed
+        logits = sum(x @ w for w in params.values()) / len(params)
+        return jnp.mean(optax.sigmoid_binary_cross_entropy(logits, y))
+
+    kw = dict(batch_size=BATCH, epochs=2, progress=False)
+    packed, packed_history = fit(many_leaf_loss, many, ADAM, X, Y, pack=True, **kw)
+    plain, plain_history = fit(many_leaf_loss, many, ADAM, X, Y, pack=False, **kw)
+    assert jax.tree.structure(packed) == jax.tree.structure(many)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), packed, plain)
+    np.testing.assert_allclose(packed_history.cost, plain_history.cost, rtol=1e-5)
