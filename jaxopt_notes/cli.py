@@ -60,6 +60,16 @@ def _rate(text: str) -> float:
     return value
 
 
+def _finite(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
 def _optimizers(text: str) -> tuple[str, ...]:
     names = tuple(name.strip() for name in text.split(",") if name.strip())
     unknown = [name for name in names if name not in OPTIMIZER_NAMES]
@@ -132,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--batch-size", type=_positive_int, default=None, help="minibatch size (default 1000; 64 for digits)"
     )
     compare.add_argument(
-        "--m", type=_positive_int, default=5_000_000, help="examples to generate (generated data only)"
+        "--m", type=_positive_int, default=None, help="examples to generate (generated data only; default 5,000,000)"
     )
     compare.add_argument(
         "--lr",
@@ -148,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
         "holding X (m, d) and y (m,) integer labels, or a .npy file of shape (m, d + 1) whose last column is the label",
     )
     compare.add_argument(
-        "--target", type=float, default=None, help="target cost (default: 95%% of the best improvement)"
+        "--target", type=_finite, default=None, help="target cost (default: 95%% of the best improvement)"
     )
     compare.add_argument(
         "--out", type=_out_dir, default=Path("out"), help="directory for compare.png and compare.csv (default ./out)"

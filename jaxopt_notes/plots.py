@@ -168,3 +168,47 @@ def write_gallery(out: str | Path, *, quick: bool = False) -> list[Path]:
     index = out / "index.md"
     index.write_text("\n".join(lines))
     return [*written, index]
+
+
+def plot_compare(results, target: float, title: str) -> Figure:
+    """One panel per optimizer of ``compare``: the raw minibatch cost faint, its smoothed cost
+    bold, against epochs; panels share their axes."""
+    columns = min(3, len(results))
+    rows = -(-len(results) // columns)
+    figure, grid = plt.subplots(
+        rows, columns, figsize=(4.2 * columns, 3.3 * rows), sharex=True, sharey=True, squeeze=False
+    )
+    everything = np.concatenate([result.history.cost for result in results])
+    top = max(result.history.cost[0] for result in results)
+    bottom = min(np.nanpercentile(everything, 0.1), target, *(result.final_cost for result in results))
+    for axes, colour, result in zip(grid.ravel(), plt.cm.tab10.colors, results, strict=False):
+        history = result.history
+        # Step i's cost is measured before its update, at i / steps_per_epoch epochs of training.
+        epoch = np.arange(len(history.cost)) / result.steps_per_epoch
+        if result.steps_per_epoch == 1:
+            axes.plot(epoch, history.cost, "o-", color=colour, lw=2, label="cost J (whole set, no noise)")
+        else:
+            axes.plot(epoch, history.cost, color=colour, alpha=0.25, lw=0.6, label="minibatch cost J")
+            axes.plot(epoch, history.smoothed_cost, color=colour, lw=2, label="smoothed (EWA, bias corrected)")
+        axes.plot(
+            len(history.cost) / result.steps_per_epoch, result.final_cost, "k*", ms=9, label="final cost (whole set)"
+        )
+        axes.axhline(target, color="k", ls="--", lw=0.8, label=f"target {target:.4f}")
+        axes.set_title(f"{result.label} (alpha {result.learning_rate:g}, batch {result.batch_size:,})", fontsize=10)
+        axes.grid(alpha=0.3)
+        if top > 4 * bottom > 0:  # a cost falling by orders of magnitude reads better on a log scale
+            axes.set_yscale("log")
+            axes.set_ylim(bottom / 1.2, top * 1.2)
+        else:
+            axes.set_ylim(bottom - 0.05 * (top - bottom), top + 0.05 * (top - bottom))
+    for axes in grid.ravel()[len(results) :]:
+        axes.set_visible(False)
+    for axes in grid[-1]:
+        axes.set_xlabel("epoch")
+    for axes in grid[:, 0]:
+        axes.set_ylabel("cost J")
+    for axes in grid.ravel()[: min(2, len(results))]:
+        axes.legend(fontsize=8, loc="upper right")
+    figure.suptitle(title)
+    figure.tight_layout()
+    return figure
