@@ -18,10 +18,13 @@ from jaxopt_notes.data import (
     steps_per_epoch,
     suggest_batch_size,
 )
+from jaxopt_notes.diagnostics import PointClassification, classify_point, hessian_extremes, positive_definite_fraction
+from jaxopt_notes.escape import EscapeProblem, EscapeRow, escape_race
 from jaxopt_notes.history import EpochEnd, History, smooth
 from jaxopt_notes.hyperparams import InjectHyperparamsState, inject_hyperparams, set_hyperparams
 from jaxopt_notes.momentum import momentum, trace
 from jaxopt_notes.nonfinite import SkipNonfiniteState, all_finite, skip_nonfinite, skipped_steps
+from jaxopt_notes.plateaus import PlateauMonitor, ReduceLROnPlateau, find_plateaus
 from jaxopt_notes.prefetch import Prefetcher, prefetch_to_device
 from jaxopt_notes.rmsprop import RmsState, rmsprop, scale_by_rms
 from jaxopt_notes.schedules import (
@@ -43,13 +46,18 @@ __all__ = [
     "CheckpointError",
     "EmptyState",
     "EpochEnd",
+    "EscapeProblem",
+    "EscapeRow",
     "EwaState",
     "GradientTransformation",
     "History",
     "InjectHyperparamsState",
     "Minibatches",
     "NonFiniteCostError",
+    "PlateauMonitor",
+    "PointClassification",
     "Prefetcher",
+    "ReduceLROnPlateau",
     "RmsState",
     "ScaleByLearningRateState",
     "SkipNonfiniteState",
@@ -58,9 +66,13 @@ __all__ = [
     "apply_updates",
     "bias_correction",
     "chain",
+    "classify_point",
+    "escape_race",
     "ewa",
     "exponential_decay",
+    "find_plateaus",
     "fit",
+    "hessian_extremes",
     "inject_hyperparams",
     "inverse_sqrt_decay",
     "inverse_time_decay",
@@ -70,6 +82,7 @@ __all__ = [
     "minibatches",
     "momentum",
     "piecewise_constant",
+    "positive_definite_fraction",
     "prefetch_to_device",
     "random_mini_batches",
     "rmsprop",

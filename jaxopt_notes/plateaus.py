@@ -34,10 +34,6 @@ def _check_patience(name: str, value: Any) -> None:
         raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
 
 
-def _check_real(name: str, value: Any) -> None:
-    _checks.check_finite(name, value)
-
-
 class _PlateauTracker:
     """Streams ``(cost, grad_norm)`` pairs and keeps the runs of flat steps ``>= patience`` long."""
 
@@ -109,7 +105,7 @@ def _new_tracker(grad_tol: float, min_cost: float, patience: int) -> _PlateauTra
     _checks.check_nonnegative("grad_tol", grad_tol)
     if grad_tol == 0:
         raise ValueError("grad_tol must be > 0: no gradient norm is below 0")
-    _check_real("min_cost", min_cost)
+    _checks.check_finite("min_cost", min_cost)
     _check_patience("patience", patience)
     return _PlateauTracker(float(grad_tol), float(min_cost), int(patience))
 
