@@ -72,7 +72,7 @@ def run_case(m: int, d: int, batch_size: int, repeats: int) -> None:
         f"m={m:>9,} d={d} batch={batch_size:>5} steps/epoch={-(-m // batch_size):>5} | "
         f"user loop {user_epoch:7.3f} s/epoch | fit {per_epoch:7.3f} s/epoch | ratio {user_epoch / per_epoch:6.1f}x | "
         f"fit compile {max(first_call - per_epoch, 0.0):5.2f} s | "
-        f"second fit call ({repeats} epochs) {second_call:6.3f} s"
+        f"second fit call ({repeats} epochs) {second_call:6.3f} s, epochs {np.round(history.epoch_time, 3).tolist()}"
     )
 
 
