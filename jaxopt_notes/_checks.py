@@ -93,13 +93,14 @@ def _describe(leaf: Any) -> str:
 
 
 def check_params(where: str, params: Any) -> None:
-    """Every leaf must be a floating-point array: integer and boolean leaves cannot be
-    optimized, and are rejected rather than silently cast."""
+    """Every leaf must be a real floating-point array: integer and boolean leaves cannot be
+    optimized, and are rejected rather than silently cast; complex leaves are rejected because
+    the second moments here square ``g`` rather than ``|g|``, which is wrong for them."""
     for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
         dtype = jnp.result_type(leaf)
-        if not jnp.issubdtype(dtype, jnp.inexact):
+        if not jnp.issubdtype(dtype, jnp.floating):
             raise TypeError(
-                f"{where}: params{path_str(path)} has dtype {dtype}; only floating-point leaves can be "
+                f"{where}: params{path_str(path)} has dtype {dtype}; only real floating-point leaves can be "
                 "optimized. Keep integer and boolean values out of params, or leave them out with "
                 "optax.masked."
             )
@@ -120,7 +121,9 @@ def check_updates_match(where: str, updates: Any, reference: Any) -> None:
                     f"got one at {got_path}"
                 )
         if len(got_paths) != len(expected_paths):
-            longer, label = (got_paths, "extra") if len(got_paths) > len(expected_paths) else (expected_paths, "missing")
+            longer, label = (
+                (got_paths, "extra") if len(got_paths) > len(expected_paths) else (expected_paths, "missing")
+            )
             raise ValueError(
                 f"{where}: updates do not match the state's pytree: {label} leaf at "
                 f"{longer[min(len(got_paths), len(expected_paths))]}"
@@ -129,7 +132,7 @@ def check_updates_match(where: str, updates: Any, reference: Any) -> None:
             f"{where}: updates do not match the state's pytree structure: expected {expected[1]}, got {got[1]}"
         )
     for (path, update), (_, expected_leaf) in zip(got[0], expected[0]):
-        if np.shape(update) != np.shape(expected_leaf) or not jnp.issubdtype(jnp.result_type(update), jnp.inexact):
+        if np.shape(update) != np.shape(expected_leaf) or not jnp.issubdtype(jnp.result_type(update), jnp.floating):
             raise ValueError(
                 f"{where}: updates{path_str(path)}: expected {_describe(expected_leaf)}, got {_describe(update)}"
             )

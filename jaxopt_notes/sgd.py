@@ -56,6 +56,8 @@ class ScaleByLearningRateState(NamedTuple):
 
 def _rate_at(learning_rate: float | Schedule, step: jax.Array) -> jax.Array:
     value = learning_rate(step) if callable(learning_rate) else learning_rate
+    if jnp.ndim(value) != 0:
+        raise ValueError(f"learning_rate: the schedule must return a scalar, got shape {jnp.shape(value)}")
     return jnp.asarray(value, dtype=jnp.result_type(float))
 
 
@@ -72,7 +74,7 @@ def scale_by_learning_rate(learning_rate: float | Schedule) -> GradientTransform
     _checks.check_learning_rate("learning_rate", learning_rate)
 
     def init(params: Params) -> ScaleByLearningRateState:
-        del params
+        _checks.check_params("scale_by_learning_rate", params)
         return ScaleByLearningRateState(init_count(), _rate_at(learning_rate, init_count()))
 
     def update(
