@@ -129,6 +129,8 @@ def _analyse(
     """``(grad_norm, lambda_min, lambda_max)``; one compiled function serves both public
     entry points (XLA drops the gradient norm where it is unused)."""
     flat, unravel = ravel_pytree(params)
+    # Half-precision Lanczos loses orthogonality at once: iterate in at least float32.
+    flat = flat.astype(jnp.promote_types(flat.dtype, jnp.float32))
     grad_flat = jax.grad(lambda x: loss_fn(unravel(x), *args))
 
     def hvp(vector):
@@ -179,7 +181,8 @@ def hessian_extremes(
         matters only through rounding once ``num_iters`` reaches the number of parameters.
 
     Returns:
-      ``(lambda_min, lambda_max)``, scalars in the parameters' (promoted) dtype. Both are
+      ``(lambda_min, lambda_max)``, scalars in the parameters' promoted dtype, at least
+      float32 (half-precision parameters are iterated in float32). Both are
       Ritz values, so ``lambda_min`` can only overestimate and ``lambda_max`` only
       underestimate the truth.
 

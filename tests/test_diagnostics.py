@@ -236,3 +236,9 @@ def test_decay_rate_recovers_a_known_exponential():
 def test_counting_rejects_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         positive_definite_fraction(**kwargs)
+
+
+def test_half_precision_params_are_iterated_in_float32():
+    lo, hi = hessian_extremes(quadratic, jnp.ones(3, jnp.bfloat16), jnp.diag(jnp.array([1.0, 2.0, 4.0], jnp.bfloat16)))
+    assert lo.dtype == hi.dtype == jnp.float32
+    np.testing.assert_allclose([lo, hi], [1.0, 4.0], rtol=1e-2)
