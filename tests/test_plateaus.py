@@ -2,6 +2,7 @@
 
 import dataclasses
 import itertools
+import warnings
 from typing import Any
 
 import jax
@@ -9,6 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import jaxopt_notes as jn
 from jaxopt_notes.hyperparams import inject_hyperparams
@@ -179,3 +182,22 @@ def test_callbacks_through_fit():
     np.testing.assert_allclose(history.learning_rate, np.repeat([0.1, 0.1, 0.05], 8), rtol=1e-6)
     assert [epoch for epoch, _ in reduce.reductions] == [2, 3]
     np.testing.assert_allclose([rate for _, rate in reduce.reductions], [0.05, 0.025], rtol=1e-6)
+
+
+@given(
+    flat_steps=st.lists(st.booleans(), min_size=1, max_size=60),
+    cuts=st.lists(st.integers(0, 60), max_size=5),
+    patience=st.integers(1, 6),
+)
+def test_epoch_boundaries_never_change_the_episodes(flat_steps, cuts, patience):
+    grad_norm = np.where(flat_steps, 1e-6, 1.0)
+    cost = np.ones(len(flat_steps))
+    expected = reference_plateaus(cost, grad_norm, 1e-3, patience, 0.0)
+    assert find_plateaus(cost, grad_norm, grad_tol=1e-3, patience=patience) == expected
+    monitor = PlateauMonitor(grad_tol=1e-3, patience=patience)
+    bounds = sorted({0, len(flat_steps), *(c for c in cuts if c < len(flat_steps))})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for epoch, (start, stop) in enumerate(zip(bounds[:-1], bounds[1:]), 1):
+            monitor(StandInEpochEnd(epoch, stop, cost[start:stop], grad_norm[start:stop], np.zeros(stop - start)))
+    assert monitor.episodes == expected
