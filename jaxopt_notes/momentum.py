@@ -61,6 +61,7 @@ def momentum(
       ``optax.sgd(lr, momentum=beta)`` is the undampened form: with the same ``lr`` it takes
       steps ``1 / (1 - beta)`` times (10x at beta = 0.9) larger than this default.
     """
+    _checks.check_decay("beta", beta)  # checked here too so the error names this argument, not ewa's `decay`
     if nesterov and dampened:
         raise ValueError("momentum: nesterov=True needs dampened=False (the undampened buffer v = beta * v + dW)")
     buffer = ewa(beta) if dampened else trace(beta, nesterov=nesterov)

@@ -82,6 +82,7 @@ def rmsprop(
     ``beta = 0.9`` follows optax and Keras (PyTorch uses 0.99). Equals
     ``optax.rmsprop(learning_rate, decay=beta, eps=eps, eps_in_sqrt=eps_in_sqrt)``.
     """
+    _checks.check_decay("beta", beta)  # checked here too so the error names this argument, not scale_by_rms's
     return chain(
         scale_by_rms(beta, eps, eps_in_sqrt=eps_in_sqrt, nu_dtype=nu_dtype),
         scale_by_learning_rate(learning_rate),
