@@ -9,8 +9,8 @@ How :func:`minibatches` reads the rows, and what that does to randomness:
 
 * In-memory arrays (NumPy, or JAX arrays brought to the host once with ``np.asarray``):
   the epoch follows one uniformly random permutation of the m rows, and each minibatch is
-  gathered with ``np.take`` (about 3x faster than fancy indexing ``X[idx]`` for
-  rows of 20 float32). The shuffled array is never built, only the index permutation.
+  gathered with ``np.take`` (2-3x faster than fancy indexing ``X[idx]`` for rows of 20
+  float32). The shuffled array is never built, only the index permutation.
 * Memory-mapped arrays (``np.load(path, mmap_mode="r")``): reading scattered rows from a
   file costs a page fault (4 KiB, often a disk read) per row, so rows are read in *blocks*
   of ``block_rows`` consecutive rows. The block order is a uniformly random permutation;
@@ -21,8 +21,9 @@ How :func:`minibatches` reads the rows, and what that does to randomness:
   ``window_rows / block_rows`` regions of the file rather than all of it. If the file is
   sorted (by label, by time), shuffle it once on disk or lower ``block_rows``;
   ``block_rows=1`` gives an exactly uniform permutation at the price of scattered reads.
-  After reading a window, its pages are dropped from the process (``madvise``), so the
-  memory held is one window plus the batches in flight, whatever the file size.
+  Pages are unmapped from the process (``madvise``) every few MiB as the window is read, so
+  the memory held is one window (64 MiB by default) plus the batches in flight, whatever
+  the file size. The kernel keeps the file in its page cache, which it reclaims as needed.
 """
 
 from __future__ import annotations
@@ -36,8 +37,9 @@ import numpy as np
 
 Batch = np.ndarray | tuple[np.ndarray, np.ndarray]
 
-# Measured on a cold memmapped .npy (README, "Minibatches"): blocks of 80 KiB read at about
-# 6x the rate of 5 KiB ones, and 256 KiB is past the knee; 64 MiB windows hold ~800 blocks.
+# Measured on a cold memmapped .npy (benchmarks/minibatch_epoch.py, part c): random blocks of
+# 80 KiB read 4-6x more rows per second than blocks of 5 KiB, and the gain flattens past
+# ~256 KiB; a 64 MiB window then mixes 256 blocks.
 _BLOCK_BYTES = 256 * 1024
 _WINDOW_BYTES = 64 * 1024 * 1024
 # Mapped rows are copied (and their pages unmapped) in groups of at most 8 ranges of 4 MiB,
