@@ -178,9 +178,11 @@ def build_parser() -> argparse.ArgumentParser:
         "saddle",
         help="race the optimizers away from a saddle point and off a plateau",
         description="Starts gradient descent, momentum, RMSprop and Adam near a saddle point and on a plateau; "
-        "prints the steps each needs to escape and writes saddle.png into --out.",
+        "prints the steps each needs to escape and writes escape_race.png into --out.",
     )
-    saddle.add_argument("--out", type=_out_dir, default=Path("out"), help="directory for saddle.png (default ./out)")
+    saddle.add_argument(
+        "--out", type=_out_dir, default=Path("out"), help="directory for escape_race.png (default ./out)"
+    )
     saddle.add_argument("--seed", type=_seed, default=0, help="seed of the starting points")
     return parser
 
@@ -196,10 +198,30 @@ def run(args: argparse.Namespace) -> int:
         for path in plots.write_gallery(args.out, quick=args.quick):
             print(path)
     elif args.command == "saddle":
-        from jaxopt_notes import compare
-
-        compare.saddle_main(args)
+        escape_race(args)
     return 0
+
+
+def escape_race(args: argparse.Namespace) -> None:
+    """The ``saddle`` command: the escape race as a table and ``escape_race.png``."""
+    from jaxopt_notes import figures, plots
+
+    races = {name: figures.escape_data(name, seed=args.seed) for name in ("saddle", "plateau")}
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = plots.save(plots.plot_escape_race(races["saddle"], races["plateau"]), args.out / "escape_race.png")
+    print("Escape race (notes section 8): updates until the cost falls below the escape level")
+    for name, race in races.items():
+        problem = race.problem
+        start = ", ".join(f"{x:.3f}" for x in race.rows[0].path[0])
+        print(f"  {name}: start ({start}), learning rate {problem.learning_rate:g}, escape level "
+              f"{problem.escape_level:g}, budget {problem.max_steps:,} steps")  # fmt: skip
+    width = max(len(row.name) for row in races["saddle"].rows)
+    print(f"{'optimizer':<{width}}  {'saddle':>8}  {'plateau':>8}")
+    print(f"{'-' * width}  {'-' * 8}  {'-' * 8}")
+    for saddle_row, plateau_row in zip(races["saddle"].rows, races["plateau"].rows, strict=True):
+        cells = ["not yet" if row.steps is None else f"{row.steps:,}" for row in (saddle_row, plateau_row)]
+        print(f"{saddle_row.name:<{width}}  {cells[0]:>8}  {cells[1]:>8}")
+    print(f"wrote {path}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -186,3 +186,109 @@ def schedules_data(epochs: int = 20, steps_per_epoch: int = 100, alpha0: float =
     steps = jnp.arange(epochs * steps_per_epoch)
     rates = {name: np.asarray(jax.vmap(schedule)(steps)) for name, schedule in forms.items()}
     return SchedulesData(1 + np.asarray(steps) / steps_per_epoch, rates)
+
+
+def _logistic_problem(m: int, seed: int):
+    from jaxopt_notes import compare
+
+    problem = compare.generate_logistic(m, seed=seed)
+    loss, params = compare.model_for(problem)
+    return problem, loss, params
+
+
+@dataclass(frozen=True)
+class BatchVsMinibatchData:
+    """Notes section 1: the cost at every step of batch gradient descent (smooth) and of
+    minibatch gradient descent (noisy), from :func:`jaxopt_notes.fit`."""
+
+    m: int
+    batch_cost: np.ndarray
+    minibatch_size: int
+    minibatch_cost: np.ndarray
+
+
+def batch_vs_minibatch_data(m: int = 20_000, *, steps: int = 300, minibatch_size: int = 64, seed: int = 0):
+    """``steps`` updates of gradient descent (alpha 0.5) on the generated logistic regression,
+    once on the whole set per step and once on minibatches of ``minibatch_size``."""
+    from jaxopt_notes.training import fit
+
+    problem, loss, params = _logistic_problem(m, seed)
+    _, batch = fit(loss, params, jn.sgd(0.5), problem.X, problem.Y, batch_size=m, epochs=steps, progress=False)
+    epochs = -(-steps * minibatch_size // m)
+    _, mini = fit(
+        loss, params, jn.sgd(0.5), problem.X, problem.Y, batch_size=minibatch_size, epochs=epochs, progress=False
+    )
+    return BatchVsMinibatchData(m, batch.cost, minibatch_size, mini.cost[:steps])
+
+
+@dataclass(frozen=True)
+class MinibatchSizeData:
+    """Notes section 1: for each minibatch size, the cost at every step smoothed over about the
+    last ``window`` examples, against the epochs seen and against the seconds spent; and the
+    seconds one compiled epoch took."""
+
+    m: int
+    window: int
+    epoch: dict[int, np.ndarray]
+    seconds: dict[int, np.ndarray]
+    smoothed_cost: dict[int, np.ndarray]
+    seconds_per_epoch: dict[int, float]
+
+
+def minibatch_size_data(
+    m: int = 50_000,
+    *,
+    sizes: Sequence[int] = (1, 64, 128, 256, 512, 1024),
+    epochs: int = 4,
+    window: int = 2_000,
+    seed: int = 0,
+) -> MinibatchSizeData:
+    """Trains the generated logistic regression with :func:`jaxopt_notes.sgd` (alpha 0.05) for
+    ``epochs`` epochs at each size in ``sizes`` and at size m (batch gradient descent).
+
+    Each size's cost is smoothed by :func:`jaxopt_notes.smooth` with ``beta = 1 - size / window``
+    (about the last ``window`` examples), so every curve is equally smooth; batch gradient
+    descent's cost is exact and shown as is. An epoch's time is the fastest of the epochs after
+    the first (the first pays the compile)."""
+    from jaxopt_notes.history import smooth
+    from jaxopt_notes.training import fit
+
+    problem, loss, params = _logistic_problem(m, seed)
+    epoch, seconds, smoothed, per_epoch = {}, {}, {}, {}
+    for size in (*sizes, m):
+        _, history = fit(
+            loss, params, jn.sgd(0.05), problem.X, problem.Y, batch_size=size, epochs=epochs, progress=False
+        )
+        steps = -(-m // size)
+        step = np.arange(len(history.cost))
+        # Step i's cost is measured after (i // steps) epochs plus (i % steps) minibatches.
+        epoch[size] = step // steps + np.minimum((step % steps) * size, m) / m
+        per_epoch[size] = float(np.min(history.epoch_time[1:]))
+        seconds[size] = epoch[size] * per_epoch[size]
+        smoothed[size] = history.cost if size >= m else smooth(history.cost, max(0.0, 1 - size / window))
+    return MinibatchSizeData(m, window, epoch, seconds, smoothed, per_epoch)
+
+
+@dataclass(frozen=True)
+class EscapeData:
+    """Notes section 8: :func:`jaxopt_notes.escape_race` on one problem, with its surface."""
+
+    problem: jn.EscapeProblem
+    rows: list[jn.EscapeRow]
+    grid_x: np.ndarray
+    grid_y: np.ndarray
+    grid_cost: np.ndarray
+
+
+ESCAPE_LIMITS = {"saddle": ((-1.3, 1.3), (-1.3, 1.3)), "plateau": ((-3.6, 1.6), (-1.4, 1.4))}
+
+
+def escape_data(problem: str, *, seed: int = 0) -> EscapeData:
+    """The escape race (gradient descent, momentum in both forms, RMSprop, Adam) off the
+    ``"saddle"`` or the ``"plateau"`` problem of :mod:`jaxopt_notes.escape`, each path run
+    by the library's optimizers until its cost falls below the problem's escape level."""
+    from jaxopt_notes import escape
+
+    spec = {"saddle": escape.SADDLE, "plateau": escape.PLATEAU}[problem]
+    rows = jn.escape_race(spec, seed=seed)
+    return EscapeData(spec, rows, *surface_grid(spec.loss_fn, *ESCAPE_LIMITS[problem]))

@@ -110,6 +110,127 @@ def plot_schedules(data: figures.SchedulesData) -> Figure:
     return figure
 
 
+def plot_batch_vs_minibatch(data: figures.BatchVsMinibatchData) -> Figure:
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    left.plot(np.arange(len(data.batch_cost)), data.batch_cost, color="tab:blue", lw=2)
+    left.set(title=f"Batch gradient descent (each step: all m = {data.m:,})", xlabel="step (= epoch)", ylabel="cost J")
+    right.plot(np.arange(len(data.minibatch_cost)), data.minibatch_cost, color="tab:orange", lw=1)
+    right.set(
+        title=f"Minibatch gradient descent (each step: {data.minibatch_size} examples)", xlabel="minibatch step t"
+    )
+    for axes in (left, right):
+        axes.grid(alpha=0.3)
+    figure.suptitle("Cost per step: smooth with the whole set, noisy but trending down with minibatches")
+    figure.tight_layout()
+    return figure
+
+
+def plot_minibatch_size(data: figures.MinibatchSizeData) -> Figure:
+    figure, (by_epoch, by_time, bars) = plt.subplots(1, 3, figsize=(15, 4.6), gridspec_kw={"width_ratios": [5, 5, 4]})
+    sizes = list(data.smoothed_cost)
+    names = [f"m = {size:,}" if size == data.m else str(size) for size in sizes]
+    labels = [
+        name + (" (batch GD)" if size == data.m else " (SGD)" if size == 1 else "")
+        for name, size in zip(names, sizes, strict=True)
+    ]
+    colours = plt.cm.viridis(np.linspace(0, 0.9, len(sizes)))
+    for size, label, colour in zip(sizes, labels, colours, strict=True):
+        style = {"marker": "o"} if size == data.m else {}
+        by_epoch.plot(data.epoch[size], data.smoothed_cost[size], color=colour, lw=1.5, label=label, **style)
+        by_time.plot(data.seconds[size][1:], data.smoothed_cost[size][1:], color=colour, lw=1.5, **style)
+    by_epoch.set(
+        title="Cost against epochs seen",
+        xlabel="epochs (passes over the training set)",
+        ylabel=f"cost J, smoothed over about {data.window:,} examples",
+    )
+
+    by_time.set(title="Cost against compute time", xlabel="seconds of training (log scale)", xscale="log")
+    by_time.legend(*by_epoch.get_legend_handles_labels(), title="minibatch size", fontsize=8, loc="lower left")
+    by_time.sharey(by_epoch)
+    bars.bar(names, [1000 * data.seconds_per_epoch[size] for size in sizes], color=colours)
+    bars.set(title="Time per epoch (compiled)", xlabel="minibatch size", ylabel="milliseconds per epoch")
+    bars.tick_params(axis="x", labelrotation=30)
+    for axes in (by_epoch, by_time):
+        axes.grid(alpha=0.3)
+    bars.grid(alpha=0.3, axis="y")
+    figure.suptitle(f"Choosing the minibatch size (m = {data.m:,}, gradient descent with alpha 0.05)")
+    figure.tight_layout()
+    return figure
+
+
+RACE_COLOURS = ("tab:red", "tab:blue", "tab:cyan", "tab:green", "tab:purple")
+
+
+def _race_label(row) -> str:
+    return f"{row.name}: " + ("no escape" if row.steps is None else f"{row.steps} steps")
+
+
+def draw_race_paths(axes, data: figures.EscapeData) -> None:
+    """The racers' paths over the problem's contours."""
+    axes.contour(
+        data.grid_x, data.grid_y, data.grid_cost, levels=20, colors="0.65", linewidths=0.7, negative_linestyles="solid"
+    )
+    axes.contour(
+        data.grid_x, data.grid_y, data.grid_cost, levels=[data.problem.escape_level], colors="k", linestyles="--"
+    )
+    for colour, row in zip(RACE_COLOURS, data.rows, strict=False):
+        axes.plot(row.path[:, 0], row.path[:, 1], "-", marker=".", ms=3, lw=1.3, color=colour, label=_race_label(row))
+    axes.plot(*data.rows[0].path[0], "k^", ms=8)
+    axes.set(xlabel="w0", ylabel="w1", title=f"{data.problem.name}: paths (dashed: escape level)")
+
+
+def draw_race_costs(axes, data: figures.EscapeData) -> None:
+    """Each racer's cost per step, log-scaled steps, up to its escape."""
+    for colour, row in zip(RACE_COLOURS, data.rows, strict=False):
+        axes.plot(np.arange(1, len(row.losses) + 1), row.losses, color=colour, lw=1.8, label=_race_label(row))
+    axes.axhline(data.problem.escape_level, color="k", ls="--", lw=0.8, label="escape level")
+    axes.set(
+        xscale="log", xlabel="updates + 1 (log scale)", ylabel="cost J", title=f"{data.problem.name}: cost per step"
+    )
+    axes.grid(alpha=0.3)
+
+
+def plot_saddle_surface(data: figures.EscapeData) -> Figure:
+    figure = plt.figure(figsize=(11, 5))
+    surface = figure.add_subplot(1, 2, 1, projection="3d")
+    surface.plot_surface(data.grid_x, data.grid_y, data.grid_cost, cmap="coolwarm", alpha=0.4, linewidth=0)
+    for colour, row in zip(RACE_COLOURS, data.rows, strict=False):
+        surface.plot(row.path[:, 0], row.path[:, 1], row.losses, color=colour, lw=2.2, zorder=10)
+    surface.scatter([0], [0], [0], color="k", s=30)
+    surface.set(xlabel="w0", ylabel="w1", zlabel="cost J", title="J = w0^2/2 + w1^4/4 - w1^2/2")
+    surface.view_init(elev=28, azim=-130)
+    paths = figure.add_subplot(1, 2, 2)
+    draw_race_paths(paths, data)
+    paths.legend(fontsize=8, loc="lower left")
+    figure.suptitle("A saddle point: zero gradient, curving up along w0 and down along w1; every optimizer escapes")
+    figure.tight_layout()
+    return figure
+
+
+def plot_plateau(data: figures.EscapeData) -> Figure:
+    figure, (paths, costs) = plt.subplots(1, 2, figsize=(12, 4.6))
+    draw_race_paths(paths, data)
+    draw_race_costs(costs, data)
+    costs.legend(fontsize=8, loc="upper right")
+    figure.suptitle(
+        "A plateau: J = sigmoid(-2 w0) + w1^2/2 is nearly flat for w0 << 0; adaptive steps leave it fastest"
+    )
+    figure.tight_layout()
+    return figure
+
+
+def plot_escape_race(saddle: figures.EscapeData, plateau: figures.EscapeData) -> Figure:
+    """The ``saddle`` command's figure: paths and costs for both problems."""
+    figure, grid = plt.subplots(2, 2, figsize=(12, 9))
+    for column, data in enumerate((saddle, plateau)):
+        draw_race_paths(grid[0, column], data)
+        draw_race_costs(grid[1, column], data)
+        grid[1, column].legend(fontsize=8, loc="upper right")
+    figure.suptitle("Escape race (notes section 8): steps until the cost falls below the escape level")
+    figure.tight_layout()
+    return figure
+
+
 @dataclass(frozen=True)
 class GalleryEntry:
     """One figure of the gallery: its file name, what it shows in one line, and how to draw it."""
@@ -120,6 +241,24 @@ class GalleryEntry:
 
 
 GALLERY = (
+    GalleryEntry(
+        "batch_vs_minibatch.png",
+        "Notes section 1: the cost at every step of batch gradient descent falls smoothly; with minibatches it "
+        "trends down with noise, because every minibatch is a different sample.",
+        lambda quick: plot_batch_vs_minibatch(
+            figures.batch_vs_minibatch_data(4_000, steps=100) if quick else figures.batch_vs_minibatch_data()
+        ),
+    ),
+    GalleryEntry(
+        "minibatch_size.png",
+        "Notes section 1: minibatch sizes 1 (stochastic: wanders, never settles, and slow per epoch), 64 to 1024, "
+        "and m (batch: one long step per epoch); in between is fastest.",
+        lambda quick: plot_minibatch_size(
+            figures.minibatch_size_data(4_000, sizes=(1, 64, 1024), epochs=2)
+            if quick
+            else figures.minibatch_size_data()
+        ),
+    ),
     GalleryEntry(
         "ewa.png",
         "Notes section 2: a year of noisy daily temperatures and their exponentially weighted averages "
@@ -151,6 +290,18 @@ GALLERY = (
         "Notes section 7: the learning rate over 20 epochs for each decay form, with the notes' worked example "
         "(alpha0 = 0.2, decay_rate = 1: 0.1, 0.067, 0.05, 0.04).",
         lambda quick: plot_schedules(figures.schedules_data()),
+    ),
+    GalleryEntry(
+        "saddle.png",
+        "Notes section 8: a saddle point (zero gradient, curving up one way and down the other) and the paths of "
+        "gradient descent, momentum, RMSprop and Adam away from it.",
+        lambda quick: plot_saddle_surface(figures.escape_data("saddle")),
+    ),
+    GalleryEntry(
+        "plateau.png",
+        "Notes section 8: a plateau, a long almost flat shelf; plain gradient descent crawls across it for "
+        "about a thousand steps, RMSprop and Adam leave it in tens.",
+        lambda quick: plot_plateau(figures.escape_data("plateau")),
     ),
 )
 

@@ -123,3 +123,69 @@ def test_schedules_data_matches_closed_forms():
         [0.1, 0.0667, 0.05, 0.04],
         atol=1e-4,
     )
+
+
+def numpy_batch_gd_costs(X, Y, alpha, steps):
+    """Cost before each of ``steps`` full-batch gradient steps on the logistic regression."""
+    X, Y = X.astype(np.float64), Y.astype(np.float64)
+    w, b, costs = np.zeros(X.shape[1]), 0.0, []
+    for _ in range(steps):
+        z = X @ w + b
+        costs.append(np.mean(np.logaddexp(0, z) - Y * z))
+        error = 1 / (1 + np.exp(-z)) - Y
+        w, b = w - alpha * X.T @ error / len(Y), b - alpha * error.mean()
+    return np.array(costs)
+
+
+def test_batch_vs_minibatch_data_match_a_numpy_gradient_descent():
+    from jaxopt_notes import compare
+
+    data = figures.batch_vs_minibatch_data(2_000, steps=40, minibatch_size=32)
+    problem = compare.generate_logistic(2_000, seed=0)
+    np.testing.assert_allclose(data.batch_cost, numpy_batch_gd_costs(problem.X, problem.Y, 0.5, 40), rtol=1e-4)
+    assert np.all(np.diff(data.batch_cost) < 0)
+    assert len(data.minibatch_cost) == 40 and np.any(np.diff(data.minibatch_cost) > 0)
+    assert data.minibatch_cost[-10:].mean() < data.minibatch_cost[0]
+
+
+def test_minibatch_size_data_cover_every_size_and_batch_gd():
+    from jaxopt_notes import compare
+
+    data = figures.minibatch_size_data(1_000, sizes=(1, 64, 300), epochs=3)
+    assert list(data.smoothed_cost) == [1, 64, 300, 1_000]
+    problem = compare.generate_logistic(1_000, seed=0)
+    np.testing.assert_allclose(
+        data.smoothed_cost[1_000], numpy_batch_gd_costs(problem.X, problem.Y, 0.05, 3), rtol=1e-4
+    )
+    # 300 does not divide 1,000: epochs of 4 minibatches, the last one holding 100 examples.
+    np.testing.assert_allclose(data.epoch[300], [0, 0.3, 0.6, 0.9, 1, 1.3, 1.6, 1.9, 2, 2.3, 2.6, 2.9])
+    assert len(data.epoch[1]) == 3_000 and data.epoch[1][-1] == pytest.approx(2.999)
+    for size in data.smoothed_cost:
+        np.testing.assert_allclose(data.seconds[size], data.epoch[size] * data.seconds_per_epoch[size])
+        assert data.seconds_per_epoch[size] > 0
+    assert data.smoothed_cost[64][-1] < data.smoothed_cost[64][0]
+
+
+@pytest.mark.parametrize("problem", ["saddle", "plateau"])
+def test_escape_data_paths_follow_the_update_rules(problem):
+    from jaxopt_notes import escape
+
+    data = figures.escape_data(problem)
+    spec = {"saddle": escape.SADDLE, "plateau": escape.PLATEAU}[problem]
+
+    def grad(w):
+        if problem == "saddle":
+            return np.array([w[0], w[1] ** 3 - w[1]])
+        s = 1 / (1 + np.exp(2 * w[0]))  # sigmoid(-2 w0)
+        return np.array([-2 * s * (1 - s), w[1]])
+
+    rows = {row.name: row for row in data.rows}
+    gd = rows["gradient descent"]
+    expected = [gd.path[0].astype(np.float64)]
+    for _ in range(len(gd.path) - 1):
+        expected.append(expected[-1] - spec.learning_rate * grad(expected[-1]))
+    np.testing.assert_allclose(gd.path, np.array(expected), rtol=1e-3, atol=1e-3)  # float32 over 1,000 steps
+    for row in data.rows:
+        assert row.steps is not None and row.losses[-1] < spec.escape_level <= row.losses[:-1].min()
+    assert rows["RMSprop"].steps < gd.steps and rows["Adam"].steps < gd.steps
+    assert data.grid_cost.shape == data.grid_x.shape
