@@ -42,10 +42,9 @@ Batch = np.ndarray | tuple[np.ndarray, np.ndarray]
 # ~256 KiB; a 64 MiB window then mixes 256 blocks.
 _BLOCK_BYTES = 256 * 1024
 _WINDOW_BYTES = 64 * 1024 * 1024
-# Mapped rows are copied (and their pages unmapped) in groups of at most 8 ranges of 4 MiB,
-# bounding the mapped pages at any time whatever the kernel maps around each range.
+# Mapped rows are copied, and their pages unmapped, a 4 MiB stretch of the file at a time:
+# that bounds the pages mapped at once, whatever the kernel maps around each row it reads.
 _PIECE_BYTES = 4 * 1024 * 1024
-_GROUP_PIECES = 8
 
 
 def _check_positive_int(name: str, value: Any, *, allow_none: bool = False) -> None:
@@ -154,7 +153,6 @@ class Minibatches:
         wanted = int(window_rows) if window_rows is not None else max(self._batch_size, _WINDOW_BYTES // row_bytes)
         self.window_blocks = max(1, -(-wanted // self.block_rows))
         self._piece_rows = max(1, _PIECE_BYTES // row_bytes) if self._mappings else m
-        self._group_pieces = _GROUP_PIECES if self._mappings else m
 
     def __len__(self) -> int:
         return self.steps
@@ -211,8 +209,8 @@ class Minibatches:
         first = 0
         while first < len(starts):
             begin = int(ends[first - 1]) if first else 0
-            fitting = int(np.searchsorted(ends, begin + self._piece_rows, side="right"))
-            last = max(first + 1, min(first + self._group_pieces, fitting))
+            # The group: the following pieces that end within piece_rows of where it starts.
+            last = max(first + 1, int(np.searchsorted(stops, starts[first] + self._piece_rows, side="right")))
             if last - first == 1:
                 for out, a in zip(window, self._arrays, strict=True):
                     out[begin : ends[first]] = a[starts[first] : stops[first]]
@@ -223,7 +221,7 @@ class Minibatches:
             for mapping in self._mappings:
                 # The copy is ours now: unmap the file pages (the kernel keeps them cached), so
                 # the process holds one window, not every page it touched. Done every few MiB,
-                # because one fault may map a whole large folio (MiBs) around a small block.
+                # because one fault may map a whole large folio (MiBs) around a single row.
                 mapping.madvise(mmap.MADV_DONTNEED)
             first = last
         return window
@@ -274,7 +272,7 @@ def minibatches(
       shuffle: False keeps the stored order.
       drop_remainder: drop the last, smaller minibatch.
       block_rows: rows read together from a memory-mapped file (default: ~256 KiB of rows);
-        1 makes the shuffle exactly uniform.
+        1 makes the shuffle exactly uniform (slower reads, and 8 bytes per row of indices).
       window_rows: rows shuffled together (default: ~64 MiB of rows, at least batch_size).
         Passing either forces the windowed reader on in-memory arrays too.
 

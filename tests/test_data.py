@@ -167,6 +167,17 @@ def test_memmap_every_row_once(tmp_path, monkeypatch, block_rows, piece_bytes):
     np.testing.assert_array_equal(np.concatenate([y for _, y in unshuffled]), np.arange(100, 100 + 903 - 903 % 64))
 
 
+def test_memmap_column_view_with_in_memory_labels(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "_PIECE_BYTES", 64)
+    write_npy(tmp_path, 777)
+    X = np.load(tmp_path / "X.npy", mmap_mode="r")[:, ::2]  # strided rows: (i, 2i)
+    Y = np.arange(777)
+    batches = list(minibatches(X, Y, batch_size=50, seed=8, block_rows=7, window_rows=70))
+    for x, y in batches:
+        np.testing.assert_array_equal(x, np.stack([y, 2 * y], axis=1))
+    np.testing.assert_array_equal(np.sort(np.concatenate([y for _, y in batches])), np.arange(777))
+
+
 def test_copy_on_write_memmap_keeps_the_callers_edits(tmp_path):
     write_npy(tmp_path, 500)
     X = np.load(tmp_path / "X.npy", mmap_mode="c")
