@@ -44,13 +44,15 @@ def our_loop(X: np.ndarray, Y: np.ndarray, batch_size: int, seed: int) -> None:
         pass
 
 
-def best_time(run, repeats: int) -> float:
-    times = []
+def best_times(runs: dict, repeats: int) -> dict[str, float]:
+    """Best seconds of each run, the runs alternating so that they share the machine's noise."""
+    times = {name: [] for name in runs}
     for seed in range(repeats):
-        start = time.perf_counter()
-        run(seed)
-        times.append(time.perf_counter() - start)
-    return min(times)
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run(seed)
+            times[name].append(time.perf_counter() - start)
+    return {name: min(values) for name, values in times.items()}
 
 
 def drop_from_page_cache(path: Path) -> None:
@@ -88,7 +90,7 @@ def memmap_child(x_path: Path, y_path: Path, batch_size: int, repeats: int) -> N
     X, Y = np.load(x_path, mmap_mode="r"), np.load(y_path, mmap_mode="r")
     reset_peak_rss()
     before = rss_now()
-    warm = best_time(lambda seed: our_loop(X, Y, batch_size, seed), repeats)
+    warm = best_times({"warm": lambda seed: our_loop(X, Y, batch_size, seed)}, repeats)["warm"]
     cold = []
     for seed in range(repeats):
         drop_from_page_cache(x_path)
@@ -127,9 +129,15 @@ def access_costs(x_path: Path, budget_s: float = 1.0) -> None:
 def in_memory(X: np.ndarray, Y: np.ndarray, size: int, repeats: int) -> float:
     """Prints part (a); returns the user loop's seconds per epoch, the reference for (b)."""
     m = len(X)
-    reference = best_time(lambda seed: user_loop(X, Y, size, seed), repeats)
-    ours = best_time(lambda seed: our_loop(X, Y, size, seed), repeats)
-    permutation = best_time(lambda seed: np.random.default_rng(seed).permutation(m), repeats)
+    best = best_times(
+        {
+            "reference": lambda seed: user_loop(X, Y, size, seed),
+            "ours": lambda seed: our_loop(X, Y, size, seed),
+            "permutation": lambda seed: np.random.default_rng(seed).permutation(m),
+        },
+        repeats,
+    )
+    reference, ours, permutation = best["reference"], best["ours"], best["permutation"]
     print("(a) in memory")
     print(f"    user loop X[perm[i:i+B]]   {m / reference / 1e6:7.2f} M rows/s  ({reference:.3f} s/epoch)")
     print(f"    minibatches                {m / ours / 1e6:7.2f} M rows/s  ({ours:.3f} s/epoch)")
@@ -144,7 +152,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=5_000_000)
     parser.add_argument("--features", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=1_000)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="500,000 rows, 2 repeats")
     parser.add_argument("--memmap-child", nargs=2, type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
