@@ -78,7 +78,10 @@ def steps_per_epoch(m: int, batch_size: int, *, drop_remainder: bool = False) ->
 
 
 def _shared_mapping(array: np.ndarray) -> mmap.mmap | None:
-    """The shared file mapping behind ``array``, if any; ``None`` for private (``mode="c"``) ones."""
+    """The shared file mapping behind ``array``, if any; ``None`` for private (``mode="c"``) ones,
+    and where ``madvise`` is missing (Windows): there the pages stay mapped until exit."""
+    if not hasattr(mmap, "MADV_DONTNEED"):
+        return None
     mode, base = None, array
     while base is not None:
         if isinstance(base, np.memmap) and mode is None:
