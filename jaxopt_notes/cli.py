@@ -136,10 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"comma-separated subset of {','.join(OPTIMIZER_NAMES)}",
     )
     compare.add_argument(
-        "--epochs", type=_positive_int, default=None, help="passes over the data (default 3; 30 for digits)"
+        "--epochs", type=_positive_int, default=None, help="passes over the data (default 2; 30 for other data sets)"
     )
     compare.add_argument(
-        "--batch-size", type=_positive_int, default=None, help="minibatch size (default 1000; 64 for digits)"
+        "--batch-size", type=_positive_int, default=None, help="minibatch size (default 1000; 64 for other data sets)"
     )
     compare.add_argument(
         "--m", type=_positive_int, default=None, help="examples to generate (generated data only; default 5,000,000)"

@@ -214,13 +214,14 @@ class Result:
 
     @property
     def curve(self) -> np.ndarray:
-        """The cost curve the target is checked on: the smoothed minibatch cost, or for batch
-        gradient descent, whose cost has no minibatch noise, the cost itself."""
-        return self.history.cost if self.steps_per_epoch == 1 else self.history.smoothed_cost
+        """The cost after 0, 1, ..., all updates that the target is checked on: the smoothed
+        minibatch cost (for batch gradient descent, whose cost has no minibatch noise, the
+        cost itself), ending with the final cost on the whole set."""
+        history = self.history
+        return np.append(history.cost if self.steps_per_epoch == 1 else history.smoothed_cost, self.final_cost)
 
     def steps_to(self, target: float) -> int | None:
-        """Updates taken when :attr:`curve` first reaches ``target`` (``cost[i]`` is measured
-        after ``i`` updates); None if it never does."""
+        """Updates taken when :attr:`curve` first reaches ``target``; None if it never does."""
         reached = np.flatnonzero(self.curve <= target)
         return int(reached[0]) if len(reached) else None
 
@@ -263,7 +264,7 @@ def table_rows(results: Sequence[Result], target: float) -> list[tuple[str, ...]
                 f"{result.batch_size:,}",
                 f"{result.final_cost:.5f}",
                 f"{100 * result.accuracy:.2f} %",
-                "not reached" if steps is None else f"{steps / result.steps_per_epoch:.2f}",
+                "not reached" if steps is None else f"{steps / result.steps_per_epoch:.3g}",
                 "not reached" if steps is None else f"{steps:,}",
                 f"{result.seconds:.1f}",
             )
@@ -293,7 +294,7 @@ def main(args) -> None:
     from jaxopt_notes import plots
 
     generated = args.dataset == "generated"
-    epochs = args.epochs or (3 if generated else 30)
+    epochs = args.epochs or (2 if generated else 30)
     print(f"loading {args.dataset} data ...", file=sys.stderr)
     problem = load_problem(args.dataset, m=args.m, seed=args.seed)
     m = len(problem.X)

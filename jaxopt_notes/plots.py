@@ -323,7 +323,8 @@ def write_gallery(out: str | Path, *, quick: bool = False) -> list[Path]:
 
 def plot_compare(results, target: float, title: str) -> Figure:
     """One panel per optimizer of ``compare``: the raw minibatch cost faint, its smoothed cost
-    bold, against epochs; panels share their axes."""
+    bold, against epochs on a log scale (minibatch methods reach the target within a small
+    fraction of the first epoch); panels share their axes."""
     columns = min(3, len(results))
     rows = -(-len(results) // columns)
     figure, grid = plt.subplots(
@@ -332,20 +333,34 @@ def plot_compare(results, target: float, title: str) -> Figure:
     everything = np.concatenate([result.history.cost for result in results])
     top = max(result.history.cost[0] for result in results)
     bottom = min(np.nanpercentile(everything, 0.1), target, *(result.final_cost for result in results))
-    for axes, colour, result in zip(grid.ravel(), plt.cm.tab10.colors, results, strict=False):
-        history = result.history
-        # Step i's cost is measured before its update, at i / steps_per_epoch epochs of training.
-        epoch = np.arange(len(history.cost)) / result.steps_per_epoch
-        if result.steps_per_epoch == 1:
-            axes.plot(epoch, history.cost, "o-", color=colour, lw=2, label="cost J (whole set, no noise)")
+    from jaxopt_notes.compare import CONTENDERS
+
+    colours = dict(zip(CONTENDERS, plt.cm.tab10.colors, strict=False))  # the same colour in every run
+    for axes, result in zip(grid.ravel(), results, strict=False):
+        history, colour = result.history, colours[result.name]
+        # cost[i] is measured after i updates, i.e. i / steps_per_epoch epochs; i = 0 has no
+        # place on a log axis (it is the initial cost, the top of the panel).
+        epoch = np.arange(1, len(history.cost)) / result.steps_per_epoch
+        if result.steps_per_epoch == 1:  # one step per epoch: join its costs up to the final one
+            axes.plot(
+                np.append(epoch, len(history.cost)),
+                np.append(history.cost[1:], result.final_cost),
+                "o-",
+                color=colour,
+                lw=2,
+                label="cost J (whole set, no noise)",
+            )
         else:
-            axes.plot(epoch, history.cost, color=colour, alpha=0.25, lw=0.6, label="minibatch cost J")
-            axes.plot(epoch, history.smoothed_cost, color=colour, lw=2, label="smoothed (EWA, bias corrected)")
-        axes.plot(
-            len(history.cost) / result.steps_per_epoch, result.final_cost, "k*", ms=9, label="final cost (whole set)"
-        )
+            axes.plot(epoch, history.cost[1:], color=colour, alpha=0.25, lw=0.6, label="minibatch cost J")
+            axes.plot(epoch, history.smoothed_cost[1:], color=colour, lw=2, label="smoothed (EWA, bias corrected)")
+        finished = len(history.cost) / result.steps_per_epoch
+        axes.plot(finished, result.final_cost, "k*", ms=9, label="final cost (whole set)")
         axes.axhline(target, color="k", ls="--", lw=0.8, label=f"target {target:.4f}")
+        steps = result.steps_to(target)
+        if steps:
+            axes.plot(steps / result.steps_per_epoch, target, "kv", ms=7, label="target reached")
         axes.set_title(f"{result.label} (alpha {result.learning_rate:g}, batch {result.batch_size:,})", fontsize=10)
+        axes.set_xscale("log")
         axes.grid(alpha=0.3)
         if top > 4 * bottom > 0:  # a cost falling by orders of magnitude reads better on a log scale
             axes.set_yscale("log")
@@ -355,7 +370,7 @@ def plot_compare(results, target: float, title: str) -> Figure:
     for axes in grid.ravel()[len(results) :]:
         axes.set_visible(False)
     for axes in grid[-1]:
-        axes.set_xlabel("epoch")
+        axes.set_xlabel("epochs (log scale)")
     for axes in grid[:, 0]:
         axes.set_ylabel("cost J")
     for axes in grid.ravel()[: min(2, len(results))]:

@@ -127,6 +127,7 @@ def test_steps_to_target_reads_the_smoothed_curve():
     expected = np.flatnonzero(history.smoothed_cost <= 0.45)[0]
     assert result.steps_to(0.45) == expected == 3 and history.cost[expected] < 0.45
     assert result.steps_to(0.01) is None
+    assert result.steps_to(0.1) == 4  # only the final cost, after all 4 updates, reaches it
     rows = compare.table_rows([result], 0.01)
     assert rows[0][5:7] == ("not reached", "not reached")
 
