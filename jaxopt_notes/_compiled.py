@@ -48,9 +48,10 @@ def _make_epoch(
     batch_size: int,
     skip_nonfinite: bool,
     batch_sharding: jax.sharding.Sharding | None,
+    packed: bool,
 ) -> Callable:
     def loss(params, x, y):
-        if isinstance(params, packing.Packed):
+        if packed:
             params = packing.unpack(params)
         return loss_fn(params, x) if y is None else loss_fn(params, x, y)
 
@@ -105,18 +106,24 @@ def compiled_epoch(
     batch_size: int,
     skip_nonfinite: bool,
     batch_sharding: jax.sharding.Sharding | None,
+    packed: bool,
 ) -> Callable:
     """The jitted ``run(params, state, failed, X, Y, order, rest) -> ((params, state, failed),
     (cost, grad_norm, learning_rate, finite))``, cached by identity of loss and optimizer."""
-    key = (loss_fn, optimizer, batch_size, skip_nonfinite, batch_sharding)
+    key = (loss_fn, optimizer, batch_size, skip_nonfinite, batch_sharding, packed)
     try:
         hash(key)
     except TypeError:  # an unhashable optimizer: keyed by identity, kept alive by the cache entry
-        key = (loss_fn, id(optimizer), batch_size, skip_nonfinite, batch_sharding)
+        key = (loss_fn, id(optimizer), batch_size, skip_nonfinite, batch_sharding, packed)
     if key not in _cache:
         _cache[key] = (
             _make_epoch(
-                loss_fn, optimizer, batch_size=batch_size, skip_nonfinite=skip_nonfinite, batch_sharding=batch_sharding
+                loss_fn,
+                optimizer,
+                batch_size=batch_size,
+                skip_nonfinite=skip_nonfinite,
+                batch_sharding=batch_sharding,
+                packed=packed,
             ),
             optimizer,
         )

@@ -201,7 +201,8 @@ def fit(
     if mesh is not None:
         batch_sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(mesh.axis_names[0]))
     if pack is None:
-        pack = bool(getattr(packing, "should_pack", lambda _: False)(params))
+        pack = packing.should_pack(params)
+    pack = bool(pack) and not isinstance(params, packing.Packed)  # a Packed the caller made stays theirs
     state_params = packing.pack(params) if pack else _copy(params)
     opt_state = _copy(optimizer.init(state_params))
     if replicated is not None:
@@ -225,6 +226,7 @@ def fit(
         batch_size=batch_size,
         skip_nonfinite=on_nonfinite == "skip",
         batch_sharding=batch_sharding,
+        packed=pack,
     )
     steps_per_epoch = m // batch_size + (0 if drop_remainder or m % batch_size == 0 else 1)
     if chunk_steps is None:
