@@ -246,7 +246,9 @@ def run_contender(
 
 def default_target(results: Sequence[Result], initial_cost: float) -> float:
     """95 % of the way from the initial cost to the best final cost of the runs."""
-    best = min(result.final_cost for result in results)
+    best = min(initial_cost, *(result.final_cost for result in results))
+    if best >= initial_cost:
+        print("warning: no optimizer lowered the cost; try smaller learning rates (--lr)", file=sys.stderr)
     return best + 0.05 * (initial_cost - best)
 
 
@@ -262,7 +264,7 @@ def table_rows(results: Sequence[Result], target: float) -> list[tuple[str, ...]
                 result.label,
                 f"{result.learning_rate:g}",
                 f"{result.batch_size:,}",
-                f"{result.final_cost:.5f}",
+                f"{result.final_cost:.5g}",
                 f"{100 * result.accuracy:.2f} %",
                 "not reached" if steps is None else f"{steps / result.steps_per_epoch:.3g}",
                 "not reached" if steps is None else f"{steps:,}",

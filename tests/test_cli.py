@@ -195,6 +195,16 @@ def test_bad_data_fail_with_one_line_and_status_1(tmp_path, capsys):
         assert err.splitlines()[-1].startswith("jaxopt-notes: error: ") and message in err.splitlines()[-1]
 
 
+def test_a_diverging_run_ends_with_one_line(tmp_path, capsys, monkeypatch):
+    def diverge(*args, **kwargs):
+        raise FloatingPointError("fit: non-finite cost or gradient at epoch 1, step 3")
+
+    monkeypatch.setattr(compare, "fit", diverge)
+    assert cli.main(["compare", "--m", "100", "--batch-size", "10", "--out", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.splitlines()[-1].endswith("non-finite cost or gradient at epoch 1, step 3")
+
+
 def test_m_and_batch_size_are_checked_against_the_data(tmp_path, capsys):
     assert cli.main(["compare", "--m", "100", "--batch-size", "500", "--out", str(tmp_path)]) == 1
     assert "--batch-size 500 exceeds the 100 examples" in capsys.readouterr().err
