@@ -216,3 +216,10 @@ def test_m_and_batch_size_are_checked_against_the_data(tmp_path, capsys):
 def test_no_command_prints_help_and_fails(capsys):
     assert cli.main([]) == 2
     assert "compare" in capsys.readouterr().err
+
+
+def test_console_script_points_at_main():
+    from importlib.metadata import entry_points
+
+    scripts = {entry.name: entry.value for entry in entry_points(group="console_scripts")}
+    assert scripts.get("jaxopt-notes") == "jaxopt_notes.cli:main"
