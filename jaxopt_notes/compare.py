@@ -59,7 +59,8 @@ def _generate_chunk(seed: np.random.SeedSequence, X: np.ndarray, Y: np.ndarray, 
 
 def generate_logistic(m: int = DEFAULT_M, d: int = GENERATED_FEATURES, *, seed: int = 0) -> Problem:
     """m examples of d unit-variance features with labels drawn from a logistic model
-    ``P(y = 1 | x) = sigmoid(w.x + b)``, ``w`` of norm 2 (about 84 % of labels predictable).
+    ``P(y = 1 | x) = sigmoid(w.x + 0.3)``, ``w`` of norm 2: no classifier can beat about 78 %
+    accuracy on them.
 
     Drawn in float32 in chunks of 250,000 rows on every core; chunk i uses the i-th child of
     ``SeedSequence(seed)``, so the data depend on the seed only, not on the core count.
@@ -73,15 +74,13 @@ def generate_logistic(m: int = DEFAULT_M, d: int = GENERATED_FEATURES, *, seed: 
     Y = np.empty(m, np.float32)
     starts = range(0, m, _CHUNK_ROWS)
     seeds = np.random.SeedSequence(seed).spawn(len(starts))
-    with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
-        list(
-            pool.map(
-                lambda i: _generate_chunk(
-                    seeds[i], X[starts[i] : starts[i] + _CHUNK_ROWS], Y[starts[i] : starts[i] + _CHUNK_ROWS], w, 0.3
-                ),
-                range(len(starts)),
-            )
-        )
+
+    def fill(chunk: int) -> None:
+        rows = slice(starts[chunk], starts[chunk] + _CHUNK_ROWS)
+        _generate_chunk(seeds[chunk], X[rows], Y[rows], w, 0.3)
+
+    with ThreadPoolExecutor(os.cpu_count() or 1) as pool:  # NumPy's generators release the GIL
+        list(pool.map(fill, range(len(starts))))
     return Problem(f"generated logistic regression, m = {m:,}, d = {d}", X, Y, 2)
 
 
