@@ -1,5 +1,7 @@
 """The thin plotting layer: draws what :mod:`jaxopt_notes.figures` computes, and writes the
-gallery (one PNG per figure plus an index). Headless: matplotlib's Agg backend.
+gallery (one PNG per figure plus an index). Headless and free of global state: figures are
+plain ``matplotlib.figure.Figure`` objects, never pyplot's, so no backend is switched and
+nothing needs closing.
 
 Nothing here computes a curve; every array comes from a ``figures.*_data`` function.
 """
@@ -11,14 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from jaxopt_notes import figures  # noqa: E402
+from jaxopt_notes import figures
 
 DPI = 110
 PATH_STYLES = ("tab:red", "tab:blue", "tab:green", "tab:purple", "tab:orange")
@@ -27,12 +25,12 @@ PATH_STYLES = ("tab:red", "tab:blue", "tab:green", "tab:purple", "tab:orange")
 def save(figure: Figure, path: Path) -> Path:
     """Writes ``figure`` as a PNG and closes it."""
     figure.savefig(path, dpi=DPI, bbox_inches="tight")
-    plt.close(figure)
     return path
 
 
 def plot_ewa(data: figures.EwaData) -> Figure:
-    figure, axes = plt.subplots(figsize=(9, 4.5))
+    figure = Figure(figsize=(9, 4.5))
+    axes = figure.subplots()
     days = np.arange(1, len(data.series) + 1)
     axes.scatter(days, data.series, s=6, color="tab:blue", alpha=0.45, label="daily temperature theta_t")
     colours = {0.9: "tab:red", 0.98: "tab:green", 0.5: "goldenrod"}
@@ -51,7 +49,8 @@ def plot_ewa(data: figures.EwaData) -> Figure:
 
 
 def plot_bias_correction(data: figures.BiasCorrectionData) -> Figure:
-    figure, axes = plt.subplots(figsize=(9, 4.5))
+    figure = Figure(figsize=(9, 4.5))
+    axes = figure.subplots()
     days = np.arange(1, len(data.series) + 1)
     axes.scatter(days, data.series, s=6, color="tab:blue", alpha=0.45, label="daily temperature theta_t")
     axes.plot(days, data.raw, lw=2, color="tab:purple", label=f"v_t, beta = {data.beta} (starts at v_0 = 0)")
@@ -68,7 +67,8 @@ def plot_bias_correction(data: figures.BiasCorrectionData) -> Figure:
 
 
 def plot_paths(data: figures.PathsData, title: str) -> Figure:
-    figure, axes = plt.subplots(figsize=(9, 4.2))
+    figure = Figure(figsize=(9, 4.2))
+    axes = figure.subplots()
     levels = np.geomspace(0.02, data.grid_cost.max(), 14)
     axes.contour(data.grid_x, data.grid_y, data.grid_cost, levels=levels, colors="0.6", linewidths=0.8)
     for colour, (name, path) in zip(PATH_STYLES, data.paths.items(), strict=False):
@@ -87,7 +87,8 @@ def plot_paths(data: figures.PathsData, title: str) -> Figure:
 
 
 def plot_schedules(data: figures.SchedulesData) -> Figure:
-    figure, axes = plt.subplots(figsize=(9, 4.5))
+    figure = Figure(figsize=(9, 4.5))
+    axes = figure.subplots()
     for name, rates in data.rates.items():
         axes.plot(data.epoch, rates, lw=2, label=name)
     # The notes' printed numbers, as a check that the library's curve passes through them.
@@ -111,7 +112,8 @@ def plot_schedules(data: figures.SchedulesData) -> Figure:
 
 
 def plot_batch_vs_minibatch(data: figures.BatchVsMinibatchData) -> Figure:
-    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    figure = Figure(figsize=(11, 4.2))
+    left, right = figure.subplots(1, 2, sharey=True)
     left.plot(np.arange(len(data.batch_cost)), data.batch_cost, color="tab:blue", lw=2)
     left.set(title=f"Batch gradient descent (each step: all m = {data.m:,})", xlabel="step (= epoch)", ylabel="cost J")
     right.plot(np.arange(len(data.minibatch_cost)), data.minibatch_cost, color="tab:orange", lw=1)
@@ -126,14 +128,15 @@ def plot_batch_vs_minibatch(data: figures.BatchVsMinibatchData) -> Figure:
 
 
 def plot_minibatch_size(data: figures.MinibatchSizeData) -> Figure:
-    figure, (by_epoch, by_time, bars) = plt.subplots(1, 3, figsize=(15, 4.6), gridspec_kw={"width_ratios": [5, 5, 4]})
+    figure = Figure(figsize=(15, 4.6))
+    by_epoch, by_time, bars = figure.subplots(1, 3, gridspec_kw={"width_ratios": [5, 5, 4]})
     sizes = list(data.smoothed_cost)
     names = [f"m = {size:,}" if size == data.m else str(size) for size in sizes]
     labels = [
         name + (" (batch GD)" if size == data.m else " (SGD)" if size == 1 else "")
         for name, size in zip(names, sizes, strict=True)
     ]
-    colours = plt.cm.viridis(np.linspace(0, 0.9, len(sizes)))
+    colours = matplotlib.colormaps["viridis"](np.linspace(0, 0.9, len(sizes)))
     for size, label, colour in zip(sizes, labels, colours, strict=True):
         style = {"marker": "o"} if size == data.m else {}
         by_epoch.plot(data.epoch[size], data.smoothed_cost[size], color=colour, lw=1.5, label=label, **style)
@@ -191,7 +194,7 @@ def draw_race_costs(axes, data: figures.EscapeData) -> None:
 
 
 def plot_saddle_surface(data: figures.EscapeData) -> Figure:
-    figure = plt.figure(figsize=(11, 5))
+    figure = Figure(figsize=(11, 5))
     surface = figure.add_subplot(1, 2, 1, projection="3d")
     surface.plot_surface(data.grid_x, data.grid_y, data.grid_cost, cmap="coolwarm", alpha=0.4, linewidth=0)
     for colour, row in zip(RACE_COLOURS, data.rows, strict=False):
@@ -208,7 +211,8 @@ def plot_saddle_surface(data: figures.EscapeData) -> Figure:
 
 
 def plot_plateau(data: figures.EscapeData) -> Figure:
-    figure, (paths, costs) = plt.subplots(1, 2, figsize=(12, 4.6))
+    figure = Figure(figsize=(12, 4.6))
+    paths, costs = figure.subplots(1, 2)
     draw_race_paths(paths, data)
     draw_race_costs(costs, data)
     costs.legend(fontsize=8, loc="upper right")
@@ -221,7 +225,8 @@ def plot_plateau(data: figures.EscapeData) -> Figure:
 
 def plot_escape_race(saddle: figures.EscapeData, plateau: figures.EscapeData) -> Figure:
     """The ``saddle`` command's figure: paths and costs for both problems."""
-    figure, grid = plt.subplots(2, 2, figsize=(12, 9))
+    figure = Figure(figsize=(12, 9))
+    grid = figure.subplots(2, 2)
     for column, data in enumerate((saddle, plateau)):
         draw_race_paths(grid[0, column], data)
         draw_race_costs(grid[1, column], data)
@@ -327,15 +332,14 @@ def plot_compare(results, target: float, title: str) -> Figure:
     fraction of the first epoch); panels share their axes."""
     columns = min(3, len(results))
     rows = -(-len(results) // columns)
-    figure, grid = plt.subplots(
-        rows, columns, figsize=(4.2 * columns, 3.3 * rows), sharex=True, sharey=True, squeeze=False
-    )
+    figure = Figure(figsize=(4.2 * columns, 3.3 * rows))
+    grid = figure.subplots(rows, columns, sharex=True, sharey=True, squeeze=False)
     everything = np.concatenate([result.history.cost for result in results])
     top = max(result.history.cost[0] for result in results)
     bottom = min(np.nanpercentile(everything, 0.1), target, *(result.final_cost for result in results))
     from jaxopt_notes.compare import CONTENDERS
 
-    colours = dict(zip(CONTENDERS, plt.cm.tab10.colors, strict=False))  # the same colour in every run
+    colours = dict(zip(CONTENDERS, matplotlib.colormaps["tab10"].colors, strict=False))  # the same colour in every run
     for axes, result in zip(grid.ravel(), results, strict=False):
         history, colour = result.history, colours[result.name]
         # cost[i] is measured after i updates, i.e. i / steps_per_epoch epochs; i = 0 has no
