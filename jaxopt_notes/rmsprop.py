@@ -31,10 +31,20 @@ def squares(updates: Updates, like: Updates) -> Updates:
 
 
 def divide_by_root(numerator: Updates, second_moment: Updates, eps: Any, *, eps_in_sqrt: bool) -> Updates:
-    """``n / (sqrt(s) + eps)``, or ``n / sqrt(s + eps)`` with ``eps_in_sqrt``."""
-    if eps_in_sqrt:
-        return jax.tree.map(lambda n, s: n * jax.lax.rsqrt(s + eps), numerator, second_moment)
-    return jax.tree.map(lambda n, s: n / (jnp.sqrt(s) + eps), numerator, second_moment)
+    """``n / (sqrt(s) + eps)``, or ``n / sqrt(s + eps)`` with ``eps_in_sqrt``.
+
+    Computed in at least float32 and returned in the inputs' dtype: in float16 the default
+    ``eps = 1e-8`` rounds to 0, so a zero gradient would give ``0 / 0 = NaN``.
+    """
+
+    def divide(n: jax.Array, s: jax.Array) -> jax.Array:
+        out_dtype = jnp.result_type(n, s)
+        wide = jnp.promote_types(out_dtype, jnp.float32)
+        n, s = n.astype(wide), s.astype(wide)
+        quotient = n * jax.lax.rsqrt(s + eps) if eps_in_sqrt else n / (jnp.sqrt(s) + eps)
+        return quotient.astype(out_dtype)
+
+    return jax.tree.map(divide, numerator, second_moment)
 
 
 def scale_by_rms(
