@@ -237,3 +237,205 @@ def test_nan_learning_rate_from_a_schedule_is_not_hidden():
         updates, state = optimizer.update({"w": jnp.ones(2)}, state, params)
         params = jn.apply_updates(params, updates)
     assert np.isnan(float(jn.learning_rate_in_use(state))) and np.all(np.isnan(np.asarray(params["w"])))
+
+
+def _inject_state():
+    return jn.inject_hyperparams(jn.adam)(learning_rate=0.1).init({"w": jnp.ones(2)})
+
+
+def _fit(**overrides):
+    X, Y = np.ones((10, 3), np.float32), np.ones(10, np.float32)
+    arguments = {
+        "loss_fn": lambda params, x, y: jnp.mean((x @ params["w"] - y) ** 2),
+        "params": {"w": jnp.zeros(3)},
+        "optimizer": jn.sgd(0.1),
+        "X": X,
+        "Y": Y,
+        "batch_size": 2,
+        "epochs": 1,
+        "progress": False,
+    }
+    arguments.update(overrides)
+    return jn.fit(**arguments)
+
+
+_X, _Y = np.ones((10, 3), np.float32), np.ones(10, np.float32)
+
+# (label, call, exception, the argument's name, the bad value as the message shows it)
+OTHER_MODULES = [
+    ("exponential_decay init_value", lambda: jn.exponential_decay(NAN, 0.5), ValueError, "init_value", "nan"),
+    (
+        "exponential_decay steps_per_epoch",
+        lambda: jn.exponential_decay(0.1, 0.5, steps_per_epoch=0),
+        ValueError,
+        "steps_per_epoch",
+        "0",
+    ),
+    ("inverse_time_decay decay_rate", lambda: jn.inverse_time_decay(0.1, -1.0), ValueError, "decay_rate", "-1.0"),
+    ("inverse_time_decay interval", lambda: jn.inverse_time_decay(0.1, 1.0, interval=0), ValueError, "interval", "0"),
+    (
+        "inverse_time_decay float steps",
+        lambda: jn.inverse_time_decay(0.1, 1.0, steps_per_epoch=2.5),
+        TypeError,
+        "steps_per_epoch",
+        "2.5",
+    ),
+    ("inverse_sqrt_decay k", lambda: jn.inverse_sqrt_decay(0.1, k=-1.0), ValueError, "k", "-1.0"),
+    ("staircase_decay every_epochs", lambda: jn.staircase_decay(0.1, 0.5, 0), ValueError, "every_epochs", "0"),
+    (
+        "piecewise_constant boundary",
+        lambda: jn.piecewise_constant(0.1, {-1: 0.5}),
+        ValueError,
+        "boundaries_and_scales",
+        "-1",
+    ),
+    (
+        "piecewise_constant scale",
+        lambda: jn.piecewise_constant(0.1, {5: NAN}),
+        ValueError,
+        "boundaries_and_scales",
+        "nan",
+    ),
+    ("piecewise_constant list", lambda: jn.piecewise_constant(0.1, [1, 2]), TypeError, "boundaries_and_scales", "list"),
+    ("inject_hyperparams factory", lambda: jn.inject_hyperparams(3), TypeError, "optimizer_factory", "3"),
+    (
+        "inject_hyperparams learning_rate",
+        lambda: jn.inject_hyperparams(jn.adam)(learning_rate=NAN),
+        ValueError,
+        "learning_rate",
+        "nan",
+    ),
+    (
+        "inject_hyperparams b1",
+        lambda: jn.inject_hyperparams(jn.adam)(learning_rate=0.1, b1=1.5),
+        ValueError,
+        "b1",
+        "1.5",
+    ),
+    (
+        "set_hyperparams unknown",
+        lambda: jn.set_hyperparams(_inject_state(), bogus=1.0),
+        ValueError,
+        "bogus",
+        "learning_rate",
+    ),
+    (
+        "set_hyperparams nan",
+        lambda: jn.set_hyperparams(_inject_state(), learning_rate=NAN),
+        ValueError,
+        "learning_rate",
+        "nan",
+    ),
+    (
+        "set_hyperparams shape",
+        lambda: jn.set_hyperparams(_inject_state(), learning_rate=jnp.ones(2)),
+        ValueError,
+        "learning_rate",
+        r"\(2,\)",
+    ),
+    (
+        "set_hyperparams no injected state",
+        lambda: jn.set_hyperparams(jn.adam(0.1).init({"w": jnp.ones(2)}), learning_rate=0.1),
+        TypeError,
+        "InjectHyperparamsState",
+        "inject_hyperparams",
+    ),
+    ("minibatches batch_size", lambda: jn.minibatches(_X, _Y, batch_size=0), ValueError, "batch_size", "0"),
+    ("minibatches float batch_size", lambda: jn.minibatches(_X, _Y, batch_size=2.5), TypeError, "batch_size", "2.5"),
+    ("minibatches lengths", lambda: jn.minibatches(_X, _Y[:5], batch_size=2), ValueError, "Y", r"\(5,\)"),
+    ("minibatches seed", lambda: jn.minibatches(_X, _Y, batch_size=2, seed=-1), ValueError, "seed", "-1"),
+    ("minibatches scalar X", lambda: jn.minibatches(np.float32(1), batch_size=2), ValueError, "X", "scalar"),
+    ("minibatches empty X", lambda: jn.minibatches(np.zeros((0, 3)), batch_size=2), ValueError, "X", r"\(0, 3\)"),
+    ("steps_per_epoch m", lambda: jn.steps_per_epoch(-1, 2), ValueError, "m", "-1"),
+    ("random_mini_batches size", lambda: jn.random_mini_batches(_X, _Y, 0), ValueError, "mini_batch_size", "0"),
+    (
+        "suggest_batch_size bytes",
+        lambda: jn.suggest_batch_size(10, -1.0, memory_budget_bytes=1e6),
+        ValueError,
+        "bytes_per_example",
+        "-1.0",
+    ),
+    (
+        "suggest_batch_size budget",
+        lambda: jn.suggest_batch_size(10, 4.0, memory_budget_bytes=NAN),
+        ValueError,
+        "memory_budget_bytes",
+        "nan",
+    ),
+    ("prefetch_to_device size", lambda: jn.prefetch_to_device([1], size=0), ValueError, "size", "0"),
+    ("smooth beta", lambda: jn.smooth([1.0, 2.0], 1.5), ValueError, "beta", "1.5"),
+    ("smooth 2-D", lambda: jn.smooth([[1.0, 2.0]], 0.9), ValueError, "values", r"\(1, 2\)"),
+    ("hessian_extremes loss_fn", lambda: jn.hessian_extremes(3, jnp.ones(2)), TypeError, "loss_fn", "3"),
+    (
+        "hessian_extremes num_iters",
+        lambda: jn.hessian_extremes(jnp.sum, jnp.ones(2), num_iters=0),
+        ValueError,
+        "num_iters",
+        "0",
+    ),
+    (
+        "hessian_extremes vector loss",
+        lambda: jn.hessian_extremes(lambda p: 2 * p, jnp.ones(2)),
+        ValueError,
+        "loss_fn",
+        r"\(2,\)",
+    ),
+    (
+        "classify_point grad_tol",
+        lambda: jn.classify_point(jnp.sum, jnp.ones(2), grad_tol=-1.0),
+        ValueError,
+        "grad_tol",
+        "-1.0",
+    ),
+    ("positive_definite_fraction dims", lambda: jn.positive_definite_fraction([0]), ValueError, "dims", "0"),
+    (
+        "find_plateaus patience",
+        lambda: jn.find_plateaus([1.0], [1.0], grad_tol=0.1, patience=0),
+        ValueError,
+        "patience",
+        "0",
+    ),
+    (
+        "find_plateaus lengths",
+        lambda: jn.find_plateaus([1.0, 2.0], [1.0], grad_tol=0.1, patience=1),
+        ValueError,
+        "grad_norm",
+        "2 and 1",
+    ),
+    ("PlateauMonitor grad_tol", lambda: jn.PlateauMonitor(grad_tol=-1.0), ValueError, "grad_tol", "-1.0"),
+    ("ReduceLROnPlateau factor", lambda: jn.ReduceLROnPlateau(factor=1.5), ValueError, "factor", "1.5"),
+    ("ReduceLROnPlateau patience", lambda: jn.ReduceLROnPlateau(patience=-1), ValueError, "patience", "-1"),
+    ("escape_race problem", lambda: jn.escape_race("nope"), ValueError, "problem", "'nope'"),
+    ("escape_race max_steps", lambda: jn.escape_race(max_steps=0), ValueError, "max_steps", "0"),
+    ("fit batch_size", lambda: _fit(batch_size=0), ValueError, "batch_size", "0"),
+    ("fit epochs", lambda: _fit(epochs=-1), ValueError, "epochs", "-1"),
+    ("fit on_nonfinite", lambda: _fit(on_nonfinite="ignore"), ValueError, "on_nonfinite", "'ignore'"),
+    ("fit optimizer", lambda: _fit(optimizer=3), TypeError, "optimizer", "3"),
+    ("fit loss_fn", lambda: _fit(loss_fn=3), TypeError, "loss_fn", "3"),
+    ("fit Y length", lambda: _fit(Y=np.ones(4, np.float32)), ValueError, "Y", r"\(4,\)"),
+    ("fit integer params", lambda: _fit(params={"w": jnp.zeros(3, jnp.int32)}), TypeError, r"params\['w'\]", "int32"),
+    (
+        "fit checkpoint_every",
+        lambda: _fit(checkpoint_every=0, checkpoint_dir="unused"),
+        ValueError,
+        "checkpoint_every",
+        "0",
+    ),
+    ("fit beta", lambda: _fit(beta=1.0), ValueError, "beta", "1.0"),
+]
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "name", "value"), [pytest.param(*case[1:], id=case[0]) for case in OTHER_MODULES]
+)
+def test_other_modules_name_the_bad_argument_and_value(call, error, name, value):
+    with pytest.raises(error) as caught:
+        call()
+    message = str(caught.value)
+    assert re.search(name, message) and re.search(value, message), message
+
+
+def test_fit_stops_on_non_finite_data_naming_the_step():
+    with pytest.raises(jn.NonFiniteCostError, match="epoch 1, step 1") as caught:
+        _fit(X=np.full((10, 3), np.nan, np.float32))
+    np.testing.assert_array_equal(caught.value.params["w"], np.zeros(3))
