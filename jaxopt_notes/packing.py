@@ -1,0 +1,306 @@
+"""Packed parameters: a many-leaf model as a handful of contiguous buffers.
+
+An optimizer step is memory-bound: Adam reads parameters, gradients and both moments and
+writes back parameters and moments, 28 bytes per float32 parameter. One large leaf runs at
+that limit; a model of a thousand small leaves does not, because every leaf becomes its own
+small kernel. :func:`pack` lays every leaf of one dtype end to end in one flat buffer, so the
+whole step runs on one buffer per dtype::
+
+    packed = pack(params)                       # once, before training
+    state = optimizer.init(packed)              # moments are packed too
+    loss_of_packed = lambda p, batch: loss_fn(unpack(p), batch)
+    grads = jax.grad(loss_of_packed)(packed, batch)    # a Packed, produced in one buffer
+    updates, state = optimizer.update(grads, state, packed)
+    packed = apply_updates(packed, updates)
+    params = unpack(packed)                     # once, after training
+
+:class:`Packed` is a registered pytree whose leaves are the buffers and whose static data is
+the layout (tree structure, shapes, dtypes, offsets), so ``jax.tree.map`` over a ``Packed``
+maps over the buffers and every transform of this library works on it unchanged.
+
+Element-wise transforms, and only those, give the same result packed and unpacked: ``ewa``,
+``bias_correction``, ``trace``, ``scale``, ``scale_by_learning_rate``, ``scale_by_rms``,
+``scale_by_adam`` and the optimizers built from them (``sgd``, ``momentum``, ``rmsprop``,
+``adam``) are all element-wise (each output element depends only on the same element of the
+inputs and on scalars such as the step count), and the tests check them bit for bit. A
+transform that looks at a whole leaf (optax's ``clip_by_block_rms``, ``scale_by_trust_ratio``
+(LARS, LAMB), ``adafactor`` ...) would silently treat the whole buffer as one leaf;
+:func:`check_elementwise` detects that and refuses it. Global reductions (``clip_by_global_norm``)
+are layout-independent but sum in another order, so they agree only to rounding.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxopt_notes import _checks
+from jaxopt_notes.base import Params
+
+
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    """Where each leaf lives: static, hashable, compared by value (it is a pytree's aux data).
+
+    Attributes:
+      treedef: the structure of the unpacked pytree.
+      dtypes: one dtype name per buffer, in order of first appearance among the leaves.
+      slots: per leaf, ``(buffer index, offset, shape)``.
+      sizes: the length of each buffer.
+    """
+
+    treedef: Any
+    dtypes: tuple[str, ...]
+    slots: tuple[tuple[int, int, tuple[int, ...]], ...]
+    sizes: tuple[int, ...]
+
+
+@jax.tree_util.register_pytree_node_class
+class Packed:
+    """One flat buffer per dtype, plus the static :class:`Layout` that unpacks them.
+
+    The buffers are the pytree's leaves, so transforms, ``jax.grad``, ``jit`` donation and
+    checkpoints see a handful of arrays instead of the model's many.
+    """
+
+    __slots__ = ("buffers", "layout")
+
+    def __init__(self, buffers: tuple[Any, ...], layout: Layout):
+        self.buffers = tuple(buffers)
+        self.layout = layout
+
+    def tree_flatten(self) -> tuple[tuple[Any, ...], Layout]:
+        return self.buffers, self.layout
+
+    @classmethod
+    def tree_unflatten(cls, layout: Layout, buffers: tuple[Any, ...]) -> Packed:
+        return cls(buffers, layout)
+
+    def unpack(self) -> Params:
+        """The original pytree; see :func:`unpack`."""
+        return unpack(self)
+
+    def __repr__(self) -> str:
+        parts = ", ".join(f"{dtype}[{size}]" for dtype, size in zip(self.layout.dtypes, self.layout.sizes))
+        return f"Packed({len(self.layout.slots)} leaves in {parts})"
+
+
+def pack(params: Params) -> Packed:
+    """Lays the leaves of ``params`` end to end, one flat buffer per dtype.
+
+    Args:
+      params: a pytree of arrays (any dtypes; each dtype gets its own buffer, so nothing is
+        cast). Must hold at least one leaf.
+
+    Returns:
+      a :class:`Packed` whose ``unpack()`` gives ``params`` back exactly.
+
+    Example:
+      >>> import jax.numpy as jnp, jaxopt_notes as jn
+      >>> packed = jn.pack({"b": jnp.zeros(3), "w": jnp.ones((2, 3))})
+      >>> packed.buffers[0].shape
+      (9,)
+    """
+    if isinstance(params, Packed):
+        raise TypeError("pack: params is already a Packed; call pack once, on the unpacked pytree")
+    leaves, treedef = jax.tree.flatten(params)
+    if not leaves:
+        raise ValueError("pack: params must hold at least one array leaf, got an empty pytree")
+    dtypes: list[str] = []
+    sizes: list[int] = []
+    pieces: list[list[Any]] = []
+    slots = []
+    for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
+        if not hasattr(leaf, "shape") and not np.isscalar(leaf):
+            raise TypeError(f"pack: params{_checks.path_str(path)} must be an array, got {type(leaf).__name__}")
+        leaf = jnp.asarray(leaf)
+        dtype = str(leaf.dtype)
+        if dtype not in dtypes:
+            dtypes.append(dtype)
+            sizes.append(0)
+            pieces.append([])
+        index = dtypes.index(dtype)
+        slots.append((index, sizes[index], tuple(leaf.shape)))
+        sizes[index] += leaf.size
+        pieces[index].append(leaf.reshape(-1))
+    buffers = tuple(jnp.concatenate(group) if len(group) > 1 else group[0] for group in pieces)
+    return Packed(buffers, Layout(treedef, tuple(dtypes), tuple(slots), tuple(sizes)))
+
+
+def _check_packed(where: str, packed: Any) -> None:
+    if not isinstance(packed, Packed):
+        raise TypeError(f"{where}: expected a Packed made by jaxopt_notes.pack, got {type(packed).__name__}")
+    for index, (buffer, size) in enumerate(zip(packed.buffers, packed.layout.sizes)):
+        if np.shape(buffer) != (size,):
+            raise ValueError(
+                f"{where}: buffer {index} ({packed.layout.dtypes[index]}) must have shape ({size},), "
+                f"got {np.shape(buffer)}"
+            )
+
+
+def _slices(buffers: tuple[Any, ...], layout: Layout) -> list[Any]:
+    return [
+        jax.lax.slice(buffers[index], (offset,), (offset + int(np.prod(shape, dtype=int)),)).reshape(shape)
+        for index, offset, shape in layout.slots
+    ]
+
+
+def _scatter(layout: Layout, into: tuple[Any, ...], cotangents: list[Any]) -> tuple[Any, ...]:
+    """Writes each leaf's cotangent into its slot. The slots tile every buffer, so nothing of
+    ``into`` survives, and XLA updates ``into`` in place (a chain of dynamic-update-slices),
+    each leaf's gradient kernel writing straight into the buffer."""
+    buffers = list(into)
+    for (index, offset, _), cotangent in zip(layout.slots, cotangents):
+        update = cotangent.reshape(-1).astype(layout.dtypes[index])
+        buffers[index] = jax.lax.dynamic_update_slice(buffers[index], update, (offset,))
+    return tuple(buffers)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _unpack_leaves(buffers: tuple[Any, ...], into: tuple[Any, ...] | None, layout: Layout) -> list[Any]:
+    del into
+    return _slices(buffers, layout)
+
+
+def _unpack_forward(buffers: tuple[Any, ...], into: tuple[Any, ...] | None, layout: Layout) -> tuple[list[Any], Any]:
+    return _slices(buffers, layout), into
+
+
+def _unpack_backward(layout: Layout, into: tuple[Any, ...] | None, cotangents: list[Any]) -> tuple[Any, Any]:
+    if into is None:
+        fresh = tuple(jnp.zeros(size, dtype) for size, dtype in zip(layout.sizes, layout.dtypes))
+        return _scatter(layout, fresh, cotangents), None
+    return _scatter(layout, into, cotangents), None
+
+
+_unpack_leaves.defvjp(_unpack_forward, _unpack_backward)
+
+
+def unpack(packed: Packed, *, grads_into: Packed | None = None) -> Params:
+    """The pytree ``packed`` was made from: each leaf is a static slice of its buffer, reshaped.
+
+    Differentiating through ``unpack`` gives a :class:`Packed` gradient, built by writing each
+    leaf's cotangent into its slot of one buffer per dtype (never by summing a zero-padded
+    buffer per leaf, which is what differentiating the slices naively gives).
+
+    Args:
+      packed: made by :func:`pack`.
+      grads_into: a :class:`Packed` of the same layout (e.g. the previous step's gradient)
+        whose buffers the gradient overwrites in place, when it is donated to ``jit``. On CPU
+        this matters: a fresh gradient buffer of tens of MiB costs more in page faults than
+        the whole optimizer step; see :func:`should_pack`. Its values are never read.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, jaxopt_notes as jn
+      >>> packed = jn.pack({"w": jnp.ones((2, 2)), "b": jnp.zeros(2)})
+      >>> grads = jax.grad(lambda p: jnp.sum(jn.unpack(p)["w"] ** 2))(packed)
+      >>> jn.unpack(grads)["w"]
+      Array([[2., 2.],
+             [2., 2.]], dtype=float32)
+    """
+    _check_packed("unpack", packed)
+    into = None
+    if grads_into is not None:
+        _check_packed("unpack: grads_into", grads_into)
+        if grads_into.layout != packed.layout:
+            raise ValueError("unpack: grads_into must have the layout of packed (made by pack from the same pytree)")
+        into = grads_into.buffers
+    return jax.tree.unflatten(packed.layout.treedef, _unpack_leaves(packed.buffers, into, packed.layout))
+
+
+def _probe(params: Params, seed: int) -> Params:
+    """Small stand-ins for ``params``: the same tree, dtypes and ranks, at most 3 per axis.
+    Leaves that share a buffer get scales from 1e-2 to 1e2 in turn, so that anything computed
+    per leaf (a norm, a clip, a trust ratio) differs from the same thing over the buffer."""
+    rng = np.random.default_rng(seed)
+    leaves, treedef = jax.tree.flatten(params)
+    seen: dict[str, int] = {}
+    stand_ins = []
+    for leaf in leaves:
+        dtype = jnp.result_type(leaf)
+        position = seen[str(dtype)] = seen.get(str(dtype), -1) + 1
+        shape = tuple(min(side, 3) for side in np.shape(leaf))
+        stand_ins.append(jnp.asarray(10.0 ** (position % 5 - 2) * rng.standard_normal(shape)).astype(dtype))
+    return jax.tree.unflatten(treedef, stand_ins)
+
+
+def check_elementwise(transform: optax.GradientTransformation, params: Params, *, steps: int = 2) -> None:
+    """Refuses a transform that does not act element by element, before it meets a :class:`Packed`.
+
+    A transform that reads a whole leaf (a per-leaf norm, clip or trust ratio, a factored
+    second moment) would compute it over a whole packed buffer instead and silently change
+    the training. This runs ``transform`` for ``steps`` updates on small stand-ins for
+    ``params`` (same structure, dtypes and ranks, a different scale per leaf), once as a
+    pytree and once packed, and raises if the two differ. It costs a few small eager steps.
+    Every transform of this library passes; so do optax's element-wise ones.
+
+    Args:
+      transform: the optimizer about to be run on packed parameters.
+      params: the unpacked parameters (only their structure, shapes and dtypes are used).
+      steps: how many updates to compare (the state must be exercised too).
+
+    Raises:
+      ValueError: naming the first leaf whose update depends on the packing.
+
+    Example:
+      >>> import optax, jax.numpy as jnp, jaxopt_notes as jn
+      >>> jn.check_elementwise(jn.adam(1e-3), {"w": jnp.ones((4, 4))})  # passes
+      >>> jn.check_elementwise(optax.clip_by_block_rms(1.0), {"a": jnp.ones(3), "b": jnp.ones(3)})
+      Traceback (most recent call last):
+      ValueError: ...
+    """
+    if isinstance(params, Packed):
+        params = params.unpack()
+    _checks.check_params("check_elementwise", params)
+    probe = _probe(params, seed=0)
+    packed_probe = pack(probe)
+    tree_state = transform.init(probe)
+    packed_state = transform.init(packed_probe)
+    for step in range(1, steps + 1):
+        grads = _probe(params, seed=step)
+        tree_updates, tree_state = transform.update(grads, tree_state, probe)
+        try:
+            packed_updates, packed_state = transform.update(pack(grads), packed_state, packed_probe)
+            packed_updates = unpack(packed_updates)
+        except Exception as error:
+            raise ValueError(
+                "check_elementwise: the transform fails on packed parameters, so it is not element-wise "
+                f"({type(error).__name__}: {error}); run it on the unpacked pytree instead"
+            ) from error
+        for (path, ours), theirs in zip(
+            jax.tree_util.tree_flatten_with_path(tree_updates)[0], jax.tree.leaves(packed_updates)
+        ):
+            ours, theirs = np.asarray(ours, np.float64), np.asarray(theirs, np.float64)
+            if not np.allclose(ours, theirs, rtol=1e-4, atol=1e-6, equal_nan=True):
+                raise ValueError(
+                    f"check_elementwise: the transform is not element-wise: at step {step} its update of "
+                    f"params{_checks.path_str(path)} changes when the leaves are packed into one buffer (it "
+                    "reads a whole leaf: a norm, clip, trust ratio or factored moment). Run it on the unpacked "
+                    "pytree instead (do not pack)"
+                )
+
+
+_MIN_LEAVES = 32
+
+
+def should_pack(params: Params, *, backend: str | None = None) -> bool:
+    """Whether packing ``params`` makes a training step faster on ``backend``.
+
+    A heuristic backed by ``benchmarks/optimizer_step.py``. Placeholder policy.
+    """
+    backend = jax.default_backend() if backend is None else backend
+    if backend not in ("cpu", "gpu", "cuda", "rocm", "tpu"):
+        raise ValueError(
+            f"should_pack: backend must be 'cpu', 'gpu' or 'tpu' (or None for the default), got {backend!r}"
+        )
+    if isinstance(params, Packed):
+        return True
+    if len(jax.tree.leaves(params)) < _MIN_LEAVES:
+        return False
+    return backend != "cpu"
