@@ -24,6 +24,7 @@ from jaxopt_notes.history import EpochEnd, History, smooth
 from jaxopt_notes.hyperparams import InjectHyperparamsState, inject_hyperparams, set_hyperparams
 from jaxopt_notes.momentum import momentum, trace
 from jaxopt_notes.nonfinite import SkipNonfiniteState, all_finite, skip_nonfinite, skipped_steps
+from jaxopt_notes.packing import Layout, Packed, check_elementwise, pack, should_pack, unpack
 from jaxopt_notes.plateaus import PlateauMonitor, ReduceLROnPlateau, find_plateaus
 from jaxopt_notes.prefetch import Prefetcher, prefetch_to_device
 from jaxopt_notes.rmsprop import RmsState, rmsprop, scale_by_rms
@@ -52,8 +53,10 @@ __all__ = [
     "GradientTransformation",
     "History",
     "InjectHyperparamsState",
+    "Layout",
     "Minibatches",
     "NonFiniteCostError",
+    "Packed",
     "PlateauMonitor",
     "PointClassification",
     "Prefetcher",
@@ -66,6 +69,7 @@ __all__ = [
     "apply_updates",
     "bias_correction",
     "chain",
+    "check_elementwise",
     "classify_point",
     "escape_race",
     "ewa",
@@ -81,6 +85,7 @@ __all__ = [
     "load_checkpoint",
     "minibatches",
     "momentum",
+    "pack",
     "piecewise_constant",
     "positive_definite_fraction",
     "prefetch_to_device",
@@ -93,6 +98,7 @@ __all__ = [
     "scale_by_rms",
     "set_hyperparams",
     "sgd",
+    "should_pack",
     "skip_nonfinite",
     "skipped_steps",
     "smooth",
@@ -100,5 +106,6 @@ __all__ = [
     "steps_per_epoch",
     "suggest_batch_size",
     "trace",
+    "unpack",
     "verify_checkpoint",
 ]
