@@ -183,7 +183,10 @@ def _read(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
                 raise fail(f"format version {manifest.get('version')!r}, this library reads version {VERSION}")
             entries = manifest["leaves"]
             for entry in entries:
-                _check_entry(entry)
+                try:
+                    _check_entry(entry)
+                except (TypeError, ValueError) as error:
+                    raise fail(f"invalid manifest, the file was altered: {error}") from None
             expected_names = {entry["name"] for entry in entries} | {_MANIFEST_KEY}
             if names != expected_names:
                 raise fail(f"unexpected entries {sorted(names ^ expected_names)}; the file was altered")
