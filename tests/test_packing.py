@@ -167,7 +167,7 @@ def test_bad_inputs_get_clear_errors():
         pack({"a": None})
     with pytest.raises(TypeError, match="already a Packed"):
         pack(pack({"w": jnp.ones(2)}))
-    with pytest.raises(TypeError, match=r"params\['name'\] must be an array"):
+    with pytest.raises(TypeError, match=r"params\['name'\] must be an array or a number"):
         pack({"name": "adam", "w": jnp.ones(2)})
     with pytest.raises(TypeError, match="expected a Packed"):
         unpack({"w": jnp.ones(2)})
@@ -179,10 +179,14 @@ def test_bad_inputs_get_clear_errors():
 
 def test_should_pack_follows_the_measured_policy():
     few = {"w": jnp.ones((100, 100)), "b": jnp.ones(100)}
-    many = [jnp.ones((10, 10)) for _ in range(500)]
+    many_small = [jnp.ones((10, 10)) for _ in range(500)]
+    many_large = [jnp.ones((100, 100)) for _ in range(100)]
     assert should_pack(few, backend="gpu") is False
-    assert should_pack(many, backend="gpu") is True
-    assert should_pack(many, backend="tpu") is True
+    assert should_pack(many_small, backend="gpu") is True
+    assert should_pack(many_large, backend="tpu") is True
     assert should_pack(few, backend="cpu") is False
+    assert should_pack(many_small, backend="cpu") is True
+    assert should_pack(many_large, backend="cpu") is False
+    assert should_pack(pack(many_large), backend="cpu") is True
     with pytest.raises(ValueError, match="backend"):
-        should_pack(many, backend="quantum")
+        should_pack(many_small, backend="quantum")
