@@ -123,7 +123,7 @@ def test_equals_notes_formula_in_numpy(name, ours, reference, jit):
 @given(
     params=st_jn.pytrees(),
     decay=st_jn.decays(),
-    b2=st_jn.decays(min_value=0.5, max_value=0.9999),
+    b2=st_jn.decays(min_value=0.5, max_value=0.999),
     eps=st_jn.epsilons(),
     lr=st_jn.learning_rates(),
     seed=st.integers(0, 1000),
@@ -138,8 +138,9 @@ def test_random_pytrees_and_hyperparameters_equal_optax(params, decay, b2, eps, 
         (jn.adam(lr, decay, b2, eps), optax.adam(lr, decay, b2, eps)),
     ]
     for ours, reference in pairs:
-        # b2 up to 0.9999: optax's float32 1 - b2**t keeps only about 4 digits there.
-        assert_equivalent(ours, reference, params=params, steps=5, jit=False, seed=seed, rtol=5e-4, atol=1e-5)
+        # Betas stop at 0.999: beyond it optax's float32 1 - beta**t keeps only 3-4 digits
+        # (test_bias_correction_is_accurate checks ours there against exact arithmetic).
+        assert_equivalent(ours, reference, params=params, steps=5, jit=False, seed=seed, rtol=2e-4, atol=1e-5)
 
 
 def test_bfloat16_equals_optax():
