@@ -259,9 +259,7 @@ GALLERY = (
         "Notes section 1: minibatch sizes 1 (stochastic: wanders, never settles, and slow per epoch), 64 to 1024, "
         "and m (batch: one long step per epoch); in between is fastest.",
         lambda quick: plot_minibatch_size(
-            figures.minibatch_size_data(4_000, sizes=(1, 64, 1024), epochs=2)
-            if quick
-            else figures.minibatch_size_data()
+            figures.minibatch_size_data(4_000, sizes=(1, 64), epochs=2) if quick else figures.minibatch_size_data()
         ),
     ),
     GalleryEntry(
