@@ -139,8 +139,9 @@ def test_random_pytrees_and_hyperparameters_equal_optax(params, decay, b2, eps, 
     ]
     for ours, reference in pairs:
         # Betas stop at 0.999: beyond it optax's float32 1 - beta**t keeps only 3-4 digits
-        # (test_bias_correction_is_accurate checks ours there against exact arithmetic).
-        assert_equivalent(ours, reference, params=params, steps=5, jit=False, seed=seed, rtol=2e-4, atol=1e-5)
+        # (test_bias_correction_is_accurate checks ours there against exact arithmetic). Steps
+        # of size lr <= 1 that cancel carry that 3e-5 relative error as an absolute one.
+        assert_equivalent(ours, reference, params=params, steps=5, jit=False, seed=seed, rtol=2e-4, atol=1e-4)
 
 
 def test_bfloat16_equals_optax():
