@@ -2,8 +2,10 @@
 
 A deep, narrow MLP (two leaves per layer) is fitted to a toy regression with Adam, twice:
 once on its pytree of leaves, once on one packed buffer (``jaxopt_notes.pack``), the loss
-function unchanged (it sees ``unpack(packed)``). The two runs take the same steps: the script
-prints the largest parameter difference (zero or rounding) and the time per step of each.
+function unchanged (it sees ``unpack(packed)``). The script prints the largest parameter
+difference and the time per step of each. The gradients agree to rounding only (XLA fuses the
+two programs differently), and Adam, which normalises every step, lets that drift grow over
+many steps (about 1e-7 after 30 steps, 1e-2 after 200); the update itself is bit-identical.
 
     python examples/packed_model.py            # 60 layers
     python examples/packed_model.py --quick    # 8 layers, a few seconds
