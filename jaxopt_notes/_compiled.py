@@ -12,11 +12,13 @@ call on data of the same shapes and dtypes reuses the compiled code.
 from __future__ import annotations
 
 import collections
+import math
 from collections.abc import Callable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from jaxopt_notes import packing
@@ -24,6 +26,7 @@ from jaxopt_notes.base import apply_updates
 from jaxopt_notes.sgd import learning_rate_in_use
 
 _CACHE_SIZE = 32
+_HUGE_PAGE = 2 * 2**20
 _cache: collections.OrderedDict = collections.OrderedDict()
 
 
@@ -35,6 +38,43 @@ def _all_finite(tree: Any) -> jax.Array:
 def _global_norm(tree: Any) -> jax.Array:
     squares = [jnp.sum(jnp.square(leaf.astype(jnp.float32))) for leaf in jax.tree.leaves(tree)]
     return jnp.sqrt(sum(squares)) if squares else jnp.zeros([], jnp.float32)
+
+
+def join_rows(X: Any, Y: Any) -> tuple[Any, tuple[tuple[int, ...], tuple[int, ...]]] | None:
+    """X's and Y's rows side by side in one ``(m, x_columns + y_columns)`` array, plus the
+    static ``(x_row_shape, y_row_shape)`` :func:`split_rows` needs; None when dtypes differ.
+
+    Why: a shuffled minibatch is a gather of rows at random addresses, bound on a CPU by memory
+    latency rather than arithmetic; one gather of 84-byte rows beat gathers of 80-byte X rows
+    and 4-byte Y rows by 15-25% per epoch at m = 5,000,000 (benchmarks/fit_epoch.py). A NumPy
+    result is allocated 2 MiB-aligned: NumPy asks the kernel for transparent huge pages on large
+    arrays (fewer TLB misses per random row), and ``jax.device_put`` aliases an aligned host
+    array on a CPU instead of copying it into 4 KiB pages. Dtypes are compared as JAX will hold
+    them, so float64 labels next to float32 X join as float32 (without ``jax_enable_x64``).
+    """
+    dtype = jax.dtypes.canonicalize_dtype(X.dtype)
+    if jax.dtypes.canonicalize_dtype(Y.dtype) != dtype:
+        return None
+    m = X.shape[0]
+    x_columns = int(np.prod(X.shape[1:], dtype=np.int64))
+    y_columns = int(np.prod(Y.shape[1:], dtype=np.int64))
+    layout = (tuple(int(n) for n in X.shape[1:]), tuple(int(n) for n in Y.shape[1:]))
+    if isinstance(X, jax.Array) or isinstance(Y, jax.Array):
+        return jnp.concatenate([jnp.reshape(X, (m, x_columns)), jnp.reshape(Y, (m, y_columns))], axis=1), layout
+    nbytes = m * (x_columns + y_columns) * dtype.itemsize
+    raw = np.empty(nbytes + _HUGE_PAGE, np.uint8)
+    start = -raw.ctypes.data % _HUGE_PAGE
+    joined = raw[start : start + nbytes].view(dtype).reshape(m, x_columns + y_columns)
+    joined[:, :x_columns] = np.reshape(X, (m, x_columns))
+    joined[:, x_columns:] = np.reshape(Y, (m, y_columns))
+    return joined, layout
+
+
+def split_rows(rows: jax.Array, layout: tuple[tuple[int, ...], tuple[int, ...]]) -> tuple[jax.Array, jax.Array]:
+    """Undoes :func:`join_rows` on a block of rows: ``(X rows, Y rows)`` in their own shapes."""
+    x_row, y_row = layout
+    x_columns = math.prod(x_row)
+    return rows[:, :x_columns].reshape(-1, *x_row), rows[:, x_columns:].reshape(-1, *y_row)
 
 
 def _select(take: jax.Array, new: Any, old: Any) -> Any:
@@ -75,10 +115,22 @@ def _make_epoch(
             failed = failed | ~finite
         return (params, state, failed), (jnp.asarray(cost, jnp.float32), _global_norm(grads), rate, finite)
 
-    def run(params, state, failed, X, Y, order, rest):
+    def run(params, state, failed, X, Y, order, rest, layout):
         """``order`` (steps, batch) and ``rest`` (remainder) index rows of X; if ``order`` is
-        None the rows are already shuffled (a streamed chunk) and are cut in order."""
-        take_rows = (lambda idx: (X[idx], None if Y is None else Y[idx])) if order is not None else None
+        None the rows are already shuffled (a streamed chunk) and are cut in order. With
+        ``layout`` (static) X holds X's and Y's rows side by side (see :func:`join_rows`)
+        and Y is None: one gather per minibatch instead of two."""
+
+        def rows(A, idx):
+            # The indices are a permutation of range(m): in bounds and unique, so XLA may skip
+            # the clamping a general gather needs.
+            return A.at[idx].get(mode="promise_in_bounds", unique_indices=True)
+
+        def take_rows(idx):
+            if layout is not None:
+                return split_rows(rows(X, idx), layout)
+            return rows(X, idx), None if Y is None else rows(Y, idx)
+
         if order is None:
             steps = X.shape[0] // batch_size
             cut = steps * batch_size
@@ -96,7 +148,7 @@ def _make_epoch(
             outputs = jax.tree.map(lambda seq, one: jnp.concatenate([seq, one[None]]), outputs, last)
         return carry, outputs
 
-    return jax.jit(run, donate_argnums=(0, 1))
+    return jax.jit(run, donate_argnums=(0, 1), static_argnums=(7,))
 
 
 def compiled_epoch(
@@ -108,8 +160,8 @@ def compiled_epoch(
     batch_sharding: jax.sharding.Sharding | None,
     packed: bool,
 ) -> Callable:
-    """The jitted ``run(params, state, failed, X, Y, order, rest) -> ((params, state, failed),
-    (cost, grad_norm, learning_rate, finite))``, cached by identity of loss and optimizer."""
+    """The jitted ``run(params, state, failed, X, Y, order, rest, layout) -> ((params, state,
+    failed), (cost, grad_norm, learning_rate, finite))``, cached by identity of loss and optimizer."""
     key = (loss_fn, optimizer, batch_size, skip_nonfinite, batch_sharding, packed)
     try:
         hash(key)

@@ -12,6 +12,7 @@ import optax
 import pytest
 
 import jaxopt_notes as jn
+from jaxopt_notes._compiled import join_rows, split_rows
 from jaxopt_notes.data import minibatches
 from jaxopt_notes.history import smooth
 from jaxopt_notes.hyperparams import inject_hyperparams, set_hyperparams
@@ -121,6 +122,45 @@ def test_second_call_does_not_retrace_and_inputs_survive():
     assert len(TRACES) == traced
     assert float(jnp.sum(jnp.abs(PARAMS["w"]))) == 0.0  # the caller's arrays were not donated
     assert bool(jnp.all(jnp.isfinite(params["w"])))
+
+
+def test_data_layouts_equal_a_loop_over_numpy_slices():
+    """Rows of X and Y are joined into one array when their dtypes match (one gather per
+    minibatch) and kept apart otherwise; either way each step sees exactly X[rows], Y[rows]."""
+    images = np.stack([X, -X], axis=2)  # (m, 3, 2): X rows with a shape of their own
+    pairs = np.stack([Y, 1 - Y], axis=1)  # (m, 2) float32 targets: joined with the images
+    labels = Y.astype(np.int32)  # integer labels: a dtype of their own, not joined
+    params = {"w": jnp.zeros((6, 2))}
+
+    def soft_loss(p, x, y):
+        return jnp.mean(optax.softmax_cross_entropy(x.reshape(len(x), 6) @ p["w"], y))
+
+    def label_loss(p, x, y):
+        return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(x.reshape(len(x), 6) @ p["w"], y))
+
+    for loss, x_all, y_all in [
+        (soft_loss, images, pairs),
+        (soft_loss, jnp.asarray(images), jnp.asarray(pairs)),  # joined on the device
+        (soft_loss, images, pairs.astype(np.float64)),  # joined as the float32 JAX holds without x64
+        (label_loss, images, labels),
+    ]:
+        got, history = fit(loss, params, SGD, x_all, y_all, batch_size=BATCH, epochs=1, seed=2, progress=False)
+        expected, state, costs = params, SGD.init(params), []
+        for rows in shuffles(2, 0):
+            cost, grads = jax.value_and_grad(loss)(expected, images[rows], np.asarray(y_all)[rows])
+            updates, state = SGD.update(grads, state, expected)
+            expected, costs = optax.apply_updates(expected, updates), costs + [float(cost)]
+        np.testing.assert_allclose(history.cost, costs, rtol=2e-5)
+        np.testing.assert_allclose(got["w"], expected["w"], rtol=2e-5, atol=2e-6)
+
+
+def test_joined_rows_split_back_and_sit_on_huge_page_boundaries():
+    joined, layout = join_rows(np.asarray(X.reshape(M, 3, 1)), np.stack([Y, Y], axis=1))
+    assert joined.shape == (M, 5) and joined.ctypes.data % (2 * 2**20) == 0  # aliased, not copied, by device_put
+    x, y = split_rows(jnp.asarray(joined[[5, 0, 7]]), layout)
+    np.testing.assert_array_equal(x, X.reshape(M, 3, 1)[[5, 0, 7]])
+    np.testing.assert_array_equal(y, np.stack([Y, Y], axis=1)[[5, 0, 7]])
+    assert join_rows(X, Y.astype(np.int32)) is None
 
 
 def poisoned_data(bad_row):
