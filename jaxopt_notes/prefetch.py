@@ -129,6 +129,8 @@ def prefetch_to_device(
       ...     print([b.shape for b in batches])
       [(4, 2), (2, 2)]
     """
+    if not isinstance(iterable, Iterable):
+        raise TypeError(f"iterable must be an iterable of batches, e.g. minibatches(X, Y, ...), got {iterable!r}")
     if isinstance(size, bool) or not isinstance(size, int):
         raise TypeError(f"size must be an int >= 1, got {size!r}")
     if size < 1:

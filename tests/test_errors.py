@@ -363,6 +363,7 @@ OTHER_MODULES = [
         "nan",
     ),
     ("prefetch_to_device size", lambda: jn.prefetch_to_device([1], size=0), ValueError, "size", "0"),
+    ("prefetch_to_device iterable", lambda: jn.prefetch_to_device(3), TypeError, "iterable", "3"),
     ("smooth beta", lambda: jn.smooth([1.0, 2.0], 1.5), ValueError, "beta", "1.5"),
     ("smooth 2-D", lambda: jn.smooth([[1.0, 2.0]], 0.9), ValueError, "values", r"\(1, 2\)"),
     ("hessian_extremes loss_fn", lambda: jn.hessian_extremes(3, jnp.ones(2)), TypeError, "loss_fn", "3"),

@@ -114,7 +114,7 @@ def test_argument_errors():
         prefetch_to_device([], sharding="data")
     with pytest.raises(TypeError, match="device must be"):
         prefetch_to_device([], device="cpu")
-    with pytest.raises(TypeError, match="not iterable"):
+    with pytest.raises(TypeError, match="iterable must be an iterable of batches"):
         prefetch_to_device(5)
 
 
