@@ -142,8 +142,10 @@ def in_memory(X: np.ndarray, Y: np.ndarray, size: int, repeats: int) -> float:
     print(f"    user loop X[perm[i:i+B]]   {m / reference / 1e6:7.2f} M rows/s  ({reference:.3f} s/epoch)")
     print(f"    minibatches                {m / ours / 1e6:7.2f} M rows/s  ({ours:.3f} s/epoch)")
     print(f"    ratio minibatches / user loop: {reference / ours:.2f}x  (goal >= 2)")
-    gathers = (reference - permutation) / max(ours - permutation, 1e-9)
-    print(f"    of which the permutation both draw: {permutation:.3f} s; gathers alone: {gathers:.2f}x")
+    print(
+        f"    the user loop's np.random.permutation alone: {permutation:.3f} s (minibatches draws its "
+        "exact permutation in buckets, most of it while the first buckets are gathered)"
+    )
     return reference
 
 

@@ -10,7 +10,10 @@ How :func:`minibatches` reads the rows, and what that does to randomness:
 * In-memory arrays (NumPy, or JAX arrays brought to the host once with ``np.asarray``):
   the epoch follows one uniformly random permutation of the m rows, and each minibatch is
   gathered with ``np.take`` (2-3x faster than fancy indexing ``X[idx]`` for rows of 20
-  float32). The shuffled array is never built, only the index permutation.
+  float32). The shuffled array is never built, only the index permutation. From about a
+  million rows the permutation is drawn by the exact Rao-Sandelius method, its later parts
+  on a background thread while the first minibatches are gathered (``_shuffle.py``); below
+  that it is ``np.random.default_rng(seed).permutation(m)``.
 * Memory-mapped arrays (``np.load(path, mmap_mode="r")``): reading scattered rows from a
   file costs a page fault (4 KiB, often a disk read) per row, so rows are read in *blocks*
   of ``block_rows`` consecutive rows. The block order is a uniformly random permutation;
@@ -34,6 +37,8 @@ from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 import numpy as np
+
+from jaxopt_notes._shuffle import uniform_permutation_source
 
 Batch = np.ndarray | tuple[np.ndarray, np.ndarray]
 
@@ -167,13 +172,14 @@ class Minibatches:
 
     def _in_memory(self) -> Iterator[tuple[np.ndarray, ...]]:
         m, size = self.num_examples, self._batch_size
-        order = np.random.default_rng(self._seed).permutation(m) if self._shuffle else None
+        orders = uniform_permutation_source(m, self._seed) if self._shuffle else None
         stop = m - m % size if self._drop_remainder else m
         for start in range(0, stop, size):
-            if order is None:
+            if orders is None:
                 yield tuple(a[start : start + size] for a in self._arrays)
             else:
-                rows = order[start : start + size]
+                end = min(start + size, m)
+                rows = orders(end)[start:end]
                 yield tuple(np.take(a, rows, axis=0) for a in self._arrays)
 
     def _windows(self) -> Iterator[tuple[np.ndarray, ...]]:

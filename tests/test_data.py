@@ -14,7 +14,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from jaxopt_notes import data
+from jaxopt_notes import _shuffle, data
+from jaxopt_notes._shuffle import PipelinedPermutation
 from jaxopt_notes.data import minibatches, random_mini_batches, steps_per_epoch, suggest_batch_size
 
 
@@ -134,6 +135,35 @@ def test_exact_uniform_shuffle_with_single_row_blocks():
     expected = trials / 24
     chi2 = sum((c - expected) ** 2 / expected for c in counts.values())
     assert chi2 < 49.7  # the 0.999 quantile of chi-square with 23 degrees of freedom
+
+
+@pytest.mark.parametrize("buckets", [2, 3])
+def test_pipelined_permutation_is_exactly_uniform(buckets):
+    # Rao-Sandelius: random buckets, each permuted, concatenated. Every order of 4 rows must
+    # come up equally often (a bucket-order bias or a dropped bucket would skew this).
+    counts = {}
+    trials = 4800
+    for seed in range(trials):
+        order = tuple(PipelinedPermutation(4, seed, buckets).prefix(4))
+        counts[order] = counts.get(order, 0) + 1
+    assert len(counts) == 24
+    expected = trials / 24
+    chi2 = sum((c - expected) ** 2 / expected for c in counts.values())
+    assert chi2 < 49.7  # the 0.999 quantile of chi-square with 23 degrees of freedom
+
+
+def test_large_in_memory_epoch_draws_a_pipelined_permutation(monkeypatch):
+    monkeypatch.setattr(_shuffle, "PIPELINE_MIN_ROWS", 1000)
+    m = 5003
+    X, Y = paired_data(m)
+    epoch = minibatches(X, Y, batch_size=64, seed=9)
+    batches = list(epoch)
+    check_epoch(batches, m, 64, False)
+    order = np.concatenate([y for _, y in batches])
+    np.testing.assert_array_equal(order, PipelinedPermutation(m, 9).prefix(m))
+    np.testing.assert_array_equal(order, np.concatenate([y for _, y in epoch]))
+    assert not np.array_equal(order, np.concatenate([y for _, y in minibatches(X, Y, batch_size=64, seed=10)]))
+    assert not np.array_equal(order, np.random.default_rng(9).permutation(m))
 
 
 def test_window_structure_as_documented():
