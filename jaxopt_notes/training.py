@@ -69,11 +69,15 @@ def _epoch_seed(seed: int, epoch: int) -> np.random.SeedSequence:
 
 def _orders(m: int, batch_size: int, seed: int, epochs: range, drop_remainder: bool) -> Iterator[tuple]:
     """Each epoch's shuffle as ``(order (steps, batch), rest)`` int32 arrays; the next epoch's
-    permutation is drawn on a host thread while the current epoch trains."""
+    permutation is drawn on a host thread while the current epoch trains. Batch gradient
+    descent (one minibatch of all m rows) has nothing to shuffle: its rows stay in order."""
     steps = m // batch_size
 
     def draw(epoch: int) -> tuple[np.ndarray, np.ndarray | None]:
-        perm = np.random.default_rng(_epoch_seed(seed, epoch)).permutation(m).astype(np.int32)
+        if batch_size >= m:
+            perm = np.arange(m, dtype=np.int32)
+        else:
+            perm = np.random.default_rng(_epoch_seed(seed, epoch)).permutation(m).astype(np.int32)
         rest = None if drop_remainder or steps * batch_size == m else perm[steps * batch_size :]
         return perm[: steps * batch_size].reshape(steps, batch_size), rest
 
@@ -143,7 +147,8 @@ def fit(
     Every epoch draws a fresh permutation of the m examples (the same for X and Y), cuts it
     into ``m // batch_size`` minibatches plus one smaller last minibatch for the remainder
     (notes section 1), and takes one optimizer step per minibatch. ``batch_size = m`` is batch
-    gradient descent, ``batch_size = 1`` stochastic gradient descent.
+    gradient descent (one step per epoch on all m rows, taken in order: there is nothing to
+    shuffle), ``batch_size = 1`` stochastic gradient descent.
 
     Args:
       loss_fn: ``loss_fn(params, X_batch, Y_batch) -> scalar cost`` (``loss_fn(params,

@@ -96,6 +96,21 @@ def test_fit_equals_the_optax_loop_and_records_history():
     assert (history.epoch_time > 0).all()
 
 
+@pytest.mark.parametrize("batch_size", [M, M + 1])
+def test_batch_gradient_descent_is_one_full_step_per_epoch(batch_size):
+    # Batch GD: each step is the exact gradient of the whole set (no shuffle is needed), so
+    # the run equals plain gradient descent on the full-data cost, written with jax.grad.
+    params, history = fit(logistic_loss, PARAMS, jn.sgd(0.5), X, Y, batch_size=batch_size, epochs=4, progress=False)
+    expected, costs = PARAMS, []
+    for _ in range(4):
+        cost, grads = jax.value_and_grad(logistic_loss)(expected, X, Y)
+        costs.append(float(cost))
+        expected = jax.tree.map(lambda p, g: p - 0.5 * g, expected, grads)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), params, expected)
+    np.testing.assert_allclose(history.cost, costs, rtol=1e-5)
+    assert history.cost.shape == (4,)
+
+
 def test_learning_rate_grad_norm_and_drop_remainder():
     schedule = inverse_time_decay(0.2, 1.0, steps_per_epoch=10)
     optimizer = jn.sgd(schedule)
