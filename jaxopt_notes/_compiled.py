@@ -23,16 +23,12 @@ import optax
 
 from jaxopt_notes import packing
 from jaxopt_notes.base import apply_updates
+from jaxopt_notes.nonfinite import all_finite
 from jaxopt_notes.sgd import learning_rate_in_use
 
 _CACHE_SIZE = 32
 _HUGE_PAGE = 2 * 2**20
 _cache: collections.OrderedDict = collections.OrderedDict()
-
-
-def _all_finite(tree: Any) -> jax.Array:
-    leaves = [jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)]
-    return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
 
 
 def _global_norm(tree: Any) -> jax.Array:
@@ -104,7 +100,7 @@ def _make_epoch(
         params, state, failed = carry
         x, y = constrain(batch)
         cost, grads = jax.value_and_grad(loss)(params, x, y)
-        finite = jnp.isfinite(cost) & _all_finite(grads)
+        finite = jnp.isfinite(cost) & all_finite(grads)
         updates, new_state = optimizer.update(grads, state, params)
         take = finite & ~failed
         params = _select(take, apply_updates(params, updates), params)
