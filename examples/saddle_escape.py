@@ -30,7 +30,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 import jaxopt_notes as jn  # noqa: E402
-from jaxopt_notes.escape import PLATEAU, SADDLE  # noqa: E402
+from jaxopt_notes.notes.escape import PLATEAU, SADDLE  # noqa: E402
 
 LIMITS = {"saddle": ((-0.4, 1.2), (-1.3, 1.3)), "plateau": ((-3.5, 1.5), (-1.2, 1.2))}
 

@@ -1,5 +1,6 @@
 """jaxopt_notes: the study notes' training speed-ups as composable JAX gradient transformations."""
 
+from jaxopt_notes._numerics import all_finite
 from jaxopt_notes.adam import AdamState, adam, scale_by_adam
 from jaxopt_notes.averaging import BiasCorrectionState, EwaState, bias_correction, ewa
 from jaxopt_notes.base import EmptyState, GradientTransformation, apply_updates, chain
@@ -10,7 +11,7 @@ from jaxopt_notes.checkpoint import (
     save_checkpoint,
     verify_checkpoint,
 )
-from jaxopt_notes.data import (
+from jaxopt_notes.data.batches import (
     BatchSizeSuggestion,
     Minibatches,
     minibatches,
@@ -18,15 +19,19 @@ from jaxopt_notes.data import (
     steps_per_epoch,
     suggest_batch_size,
 )
-from jaxopt_notes.diagnostics import PointClassification, classify_point, hessian_extremes, positive_definite_fraction
-from jaxopt_notes.escape import EscapeProblem, EscapeRow, escape_race
-from jaxopt_notes.history import EpochEnd, History, smooth
+from jaxopt_notes.data.prefetch import Prefetcher, prefetch_to_device
 from jaxopt_notes.hyperparams import InjectHyperparamsState, inject_hyperparams, set_hyperparams
+from jaxopt_notes.learning_rate import ScaleByLearningRateState, learning_rate_in_use, scale, scale_by_learning_rate
 from jaxopt_notes.momentum import momentum, trace
-from jaxopt_notes.nonfinite import SkipNonfiniteState, all_finite, skip_nonfinite, skipped_steps
+from jaxopt_notes.nonfinite import SkipNonfiniteState, skip_nonfinite, skipped_steps
+from jaxopt_notes.notes.diagnostics import (
+    PointClassification,
+    classify_point,
+    hessian_extremes,
+    positive_definite_fraction,
+)
+from jaxopt_notes.notes.escape import EscapeProblem, EscapeRow, escape_race
 from jaxopt_notes.packing import Layout, Packed, check_elementwise, pack, should_pack, unpack
-from jaxopt_notes.plateaus import PlateauMonitor, ReduceLROnPlateau, find_plateaus
-from jaxopt_notes.prefetch import Prefetcher, prefetch_to_device
 from jaxopt_notes.rmsprop import RmsState, rmsprop, scale_by_rms
 from jaxopt_notes.schedules import (
     exponential_decay,
@@ -35,8 +40,10 @@ from jaxopt_notes.schedules import (
     piecewise_constant,
     staircase_decay,
 )
-from jaxopt_notes.sgd import ScaleByLearningRateState, learning_rate_in_use, scale, scale_by_learning_rate, sgd
-from jaxopt_notes.training import NonFiniteCostError, fit
+from jaxopt_notes.sgd import sgd
+from jaxopt_notes.training.fit import NonFiniteCostError, fit
+from jaxopt_notes.training.history import EpochEnd, History, smooth
+from jaxopt_notes.training.plateaus import PlateauMonitor, ReduceLROnPlateau, find_plateaus
 
 __version__ = "0.1.0"
 

@@ -14,10 +14,17 @@ from typing import Any, NamedTuple
 import jax
 
 from jaxopt_notes import _checks
-from jaxopt_notes.averaging import correct_bias, update_average, zeros_like_tree
-from jaxopt_notes.base import GradientTransformation, Params, Schedule, Updates, chain, increment_count, init_count
-from jaxopt_notes.rmsprop import divide_by_root, squares
-from jaxopt_notes.sgd import scale_by_learning_rate
+from jaxopt_notes._numerics import (
+    correct_bias,
+    divide_by_root,
+    increment_count,
+    init_count,
+    squares,
+    update_average,
+    zeros_like_tree,
+)
+from jaxopt_notes.base import GradientTransformation, Params, Schedule, Updates, chain
+from jaxopt_notes.learning_rate import scale_by_learning_rate
 
 
 class AdamState(NamedTuple):

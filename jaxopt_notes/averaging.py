@@ -7,14 +7,19 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any, NamedTuple
 
 import jax
-import jax.numpy as jnp
 
 from jaxopt_notes import _checks
-from jaxopt_notes.base import GradientTransformation, Params, Updates, increment_count, init_count
+from jaxopt_notes._numerics import (
+    correct_bias,
+    increment_count,
+    init_count,
+    update_average,
+    zeros_like_tree,
+)
+from jaxopt_notes.base import GradientTransformation, Params, Updates
 
 
 class EwaState(NamedTuple):
@@ -27,42 +32,6 @@ class EwaState(NamedTuple):
 
     count: jax.Array
     mu: Updates
-
-
-def zeros_like_tree(params: Params, dtype: Any = None) -> Updates:
-    """A zero per leaf of ``params``, in ``dtype`` when given, else in the leaf's dtype."""
-    return jax.tree.map(lambda leaf: jnp.zeros_like(leaf, dtype=dtype), params)
-
-
-def update_average(average: Updates, values: Updates, decay: Any) -> Updates:
-    """``decay * average + (1 - decay) * values`` per leaf, kept in ``average``'s dtype."""
-    return jax.tree.map(
-        lambda old, new: (decay * old + (1 - decay) * new).astype(old.dtype),
-        average,
-        values,
-    )
-
-
-def bias_correction_factor(decay: Any, count: jax.Array) -> jax.Array:
-    """``1 - decay**t`` for ``t = count`` (>= 1), computed as ``-expm1(t * log(decay))``.
-
-    Why not ``1 - decay**t`` directly: in float32 that subtraction cancels catastrophically
-    for decay near 1 (at beta2 = 0.999, t = 3 it keeps only about 4 significant digits).
-    The logarithm of a concrete decay is taken in double precision, so only rounding of
-    order 1e-7 remains.
-    """
-    if _checks.is_traced(decay) or not isinstance(decay, (int, float)):
-        log_decay = jnp.log(decay)
-    else:
-        log_decay = math.log(decay) if decay > 0 else -math.inf
-    steps = jnp.asarray(count).astype(jnp.result_type(float))
-    return -jnp.expm1(steps * log_decay)
-
-
-def correct_bias(average: Updates, decay: Any, count: jax.Array) -> Updates:
-    """``average / (1 - decay**count)`` per leaf; ``count`` is ``t``, the updates so far (>= 1)."""
-    correction = bias_correction_factor(decay, count)
-    return jax.tree.map(lambda leaf: leaf / correction.astype(leaf.dtype), average)
 
 
 def ewa(decay: float, *, debias: bool = False, dtype: Any = None) -> GradientTransformation:

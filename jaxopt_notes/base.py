@@ -28,9 +28,6 @@ State = Any
 Schedule = Callable[[jax.Array], jax.Array]
 """A learning-rate schedule: ``step -> value``, the step being the updates taken so far."""
 
-COUNT_DTYPE = jnp.int32
-_COUNT_MAX = jnp.iinfo(COUNT_DTYPE).max
-
 
 class GradientTransformation(optax.GradientTransformation):
     """A pure ``(init, update)`` pair, compatible with optax.
@@ -45,16 +42,6 @@ class GradientTransformation(optax.GradientTransformation):
 
 class EmptyState(NamedTuple):
     """The state of a transform that keeps none."""
-
-
-def init_count() -> jax.Array:
-    """A fresh step count: a scalar int32 zero."""
-    return jnp.zeros([], COUNT_DTYPE)
-
-
-def increment_count(count: jax.Array) -> jax.Array:
-    """``count + 1``, saturating at the int32 maximum instead of wrapping to negative."""
-    return jnp.where(count < _COUNT_MAX, count + 1, _COUNT_MAX).astype(COUNT_DTYPE)
 
 
 def chain(*transforms: optax.GradientTransformation) -> GradientTransformation:

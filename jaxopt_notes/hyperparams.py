@@ -29,7 +29,8 @@ import numpy as np
 import optax
 
 from jaxopt_notes import _checks
-from jaxopt_notes.base import GradientTransformation, Params, Updates, increment_count, init_count
+from jaxopt_notes._numerics import increment_count, init_count
+from jaxopt_notes.base import GradientTransformation, Params, Updates
 
 
 class InjectHyperparamsState(NamedTuple):

@@ -9,9 +9,10 @@ from __future__ import annotations
 import jax
 
 from jaxopt_notes import _checks
-from jaxopt_notes.averaging import EwaState, ewa, zeros_like_tree
-from jaxopt_notes.base import GradientTransformation, Params, Schedule, Updates, chain, increment_count, init_count
-from jaxopt_notes.sgd import scale_by_learning_rate
+from jaxopt_notes._numerics import increment_count, init_count, zeros_like_tree
+from jaxopt_notes.averaging import EwaState, ewa
+from jaxopt_notes.base import GradientTransformation, Params, Schedule, Updates, chain
+from jaxopt_notes.learning_rate import scale_by_learning_rate
 
 
 def trace(decay: float, *, nesterov: bool = False) -> GradientTransformation:

@@ -14,15 +14,14 @@ step, with a state that also counts the steps actually skipped.
 
 from __future__ import annotations
 
-import functools
-import operator
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
 
-from jaxopt_notes.base import GradientTransformation, Params, Updates, increment_count, init_count
+from jaxopt_notes._numerics import all_finite, increment_count, init_count
+from jaxopt_notes.base import GradientTransformation, Params, Updates
 
 
 class SkipNonfiniteState(NamedTuple):
@@ -43,13 +42,6 @@ class SkipNonfiniteState(NamedTuple):
     total_skipped: jax.Array
     last_finite: jax.Array
     inner_state: Any
-
-
-def all_finite(tree: Any) -> jax.Array:
-    """A bool scalar: ``True`` when every element of every leaf is finite (``True`` for no leaves)."""
-    return functools.reduce(
-        operator.and_, (jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)), jnp.array(True)
-    )
 
 
 def skip_nonfinite(transform: optax.GradientTransformation, *, max_consecutive: int = 10) -> GradientTransformation:

@@ -9,42 +9,16 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-import jax
-import jax.numpy as jnp
-
 from jaxopt_notes import _checks
-from jaxopt_notes.averaging import update_average, zeros_like_tree
+from jaxopt_notes._numerics import divide_by_root, squares, update_average, zeros_like_tree
 from jaxopt_notes.base import GradientTransformation, Params, Schedule, Updates, chain
-from jaxopt_notes.sgd import scale_by_learning_rate
+from jaxopt_notes.learning_rate import scale_by_learning_rate
 
 
 class RmsState(NamedTuple):
     """State of :func:`scale_by_rms`: ``nu``, the running average ``S`` of squared gradients."""
 
     nu: Updates
-
-
-def squares(updates: Updates, like: Updates) -> Updates:
-    """``g**2`` per leaf, computed in the wider of the gradient's and ``like``'s dtypes, so a
-    float16 gradient squared into float32 moments cannot overflow."""
-    return jax.tree.map(lambda g, s: jnp.square(g.astype(jnp.promote_types(g.dtype, s.dtype))), updates, like)
-
-
-def divide_by_root(numerator: Updates, second_moment: Updates, eps: Any, *, eps_in_sqrt: bool) -> Updates:
-    """``n / (sqrt(s) + eps)``, or ``n / sqrt(s + eps)`` with ``eps_in_sqrt``.
-
-    Computed in at least float32 and returned in the inputs' dtype: in float16 the default
-    ``eps = 1e-8`` rounds to 0, so a zero gradient would give ``0 / 0 = NaN``.
-    """
-
-    def divide(n: jax.Array, s: jax.Array) -> jax.Array:
-        out_dtype = jnp.result_type(n, s)
-        wide = jnp.promote_types(out_dtype, jnp.float32)
-        n, s = n.astype(wide), s.astype(wide)
-        quotient = n * jax.lax.rsqrt(s + eps) if eps_in_sqrt else n / (jnp.sqrt(s) + eps)
-        return quotient.astype(out_dtype)
-
-    return jax.tree.map(divide, numerator, second_moment)
 
 
 def scale_by_rms(

@@ -7,7 +7,7 @@ import optax
 import pytest
 
 import jaxopt_notes as jn
-from jaxopt_notes.base import increment_count
+from jaxopt_notes._numerics import increment_count
 from jaxopt_notes.testing import NotEquivalentError, assert_equivalent
 
 PARAMS = {"w": jnp.arange(6.0).reshape(2, 3) / 6, "b": jnp.ones(3), "frozen": None}
@@ -163,7 +163,7 @@ def test_learning_rate_in_use_follows_the_schedule():
 
 def test_bias_correction_is_accurate():
     """1 - beta**t against exact double precision, where float32's direct form loses digits."""
-    from jaxopt_notes.averaging import bias_correction_factor
+    from jaxopt_notes._numerics import bias_correction_factor
 
     for beta in (0.9, 0.999, 0.9999):
         for t in (1, 2, 3, 10, 1000, 100_000):

@@ -14,9 +14,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from jaxopt_notes import _shuffle, data
-from jaxopt_notes._shuffle import PipelinedPermutation
-from jaxopt_notes.data import minibatches, random_mini_batches, steps_per_epoch, suggest_batch_size
+from jaxopt_notes.data import _shuffle, minibatches, random_mini_batches, steps_per_epoch, suggest_batch_size
+from jaxopt_notes.data import batches as data
+from jaxopt_notes.data._shuffle import PipelinedPermutation
 
 
 def paired_data(m: int) -> tuple[np.ndarray, np.ndarray]:

@@ -9,7 +9,8 @@ import optax
 import pytest
 
 import jaxopt_notes as jn
-from jaxopt_notes.nonfinite import SkipNonfiniteState, all_finite, skip_nonfinite, skipped_steps
+from jaxopt_notes._numerics import all_finite
+from jaxopt_notes.nonfinite import SkipNonfiniteState, skip_nonfinite, skipped_steps
 
 PARAMS = {"w": jnp.array([[1.0, -2.0], [0.5, -0.0]], jnp.float32), "b": jnp.array([0.25, -1.0, 3.0], jnp.float32)}
 

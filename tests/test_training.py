@@ -12,12 +12,12 @@ import optax
 import pytest
 
 import jaxopt_notes as jn
-from jaxopt_notes._compiled import join_rows, split_rows
 from jaxopt_notes.data import minibatches
-from jaxopt_notes.history import smooth
 from jaxopt_notes.hyperparams import inject_hyperparams, set_hyperparams
 from jaxopt_notes.schedules import inverse_time_decay
-from jaxopt_notes.training import NonFiniteCostError, fit
+from jaxopt_notes.training._compiled import join_rows, split_rows
+from jaxopt_notes.training.fit import NonFiniteCostError, fit
+from jaxopt_notes.training.history import smooth
 
 M, D, BATCH = 203, 3, 20  # 10 full minibatches and a remainder of 3
 
@@ -280,7 +280,7 @@ MESH_SCRIPT = """
 import jax, jax.numpy as jnp, numpy as np
 from jax.sharding import Mesh
 import tests.test_training as t
-from jaxopt_notes.training import fit
+from jaxopt_notes.training.fit import fit
 assert jax.device_count() == 4
 mesh = Mesh(np.array(jax.devices()), ("batch",))
 kw = dict(batch_size=t.BATCH, epochs=2, progress=False)

@@ -22,18 +22,13 @@ import numpy as np
 import optax
 
 from jaxopt_notes import packing
+from jaxopt_notes._numerics import all_finite, global_norm
 from jaxopt_notes.base import apply_updates
-from jaxopt_notes.nonfinite import all_finite
-from jaxopt_notes.sgd import learning_rate_in_use
+from jaxopt_notes.learning_rate import learning_rate_in_use
 
 _CACHE_SIZE = 32
 _HUGE_PAGE = 2 * 2**20
 _cache: collections.OrderedDict = collections.OrderedDict()
-
-
-def _global_norm(tree: Any) -> jax.Array:
-    squares = [jnp.sum(jnp.square(leaf.astype(jnp.float32))) for leaf in jax.tree.leaves(tree)]
-    return jnp.sqrt(sum(squares)) if squares else jnp.zeros([], jnp.float32)
 
 
 def join_rows(X: Any, Y: Any) -> tuple[Any, tuple[tuple[int, ...], tuple[int, ...]]] | None:
@@ -109,7 +104,7 @@ def _make_epoch(
         rate = jnp.full([], jnp.nan, jnp.float32) if rate is None else jnp.asarray(rate, jnp.float32)
         if not skip_nonfinite:
             failed = failed | ~finite
-        return (params, state, failed), (jnp.asarray(cost, jnp.float32), _global_norm(grads), rate, finite)
+        return (params, state, failed), (jnp.asarray(cost, jnp.float32), global_norm(grads), rate, finite)
 
     def run(params, state, failed, X, Y, order, rest, layout):
         """``order`` (steps, batch) and ``rest`` (remainder) index rows of X; if ``order`` is

@@ -28,11 +28,12 @@ import numpy as np
 import optax
 from tqdm.auto import tqdm
 
-from jaxopt_notes import _checks, data, packing
-from jaxopt_notes._compiled import compiled_epoch, join_rows
+from jaxopt_notes import _checks, packing
 from jaxopt_notes.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, verify_checkpoint
-from jaxopt_notes.history import EpochEnd, History
-from jaxopt_notes.prefetch import prefetch_to_device
+from jaxopt_notes.data import batches as data
+from jaxopt_notes.data.prefetch import prefetch_to_device
+from jaxopt_notes.training._compiled import compiled_epoch, join_rows
+from jaxopt_notes.training.history import EpochEnd, History
 
 _CHUNK_BYTES = 64 * 2**20
 """Streamed (memory-mapped) data moves to the device in chunks of about this many bytes."""

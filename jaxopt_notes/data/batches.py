@@ -38,7 +38,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from jaxopt_notes._shuffle import uniform_permutation_source
+from jaxopt_notes.data._shuffle import uniform_permutation_source
 
 Batch = np.ndarray | tuple[np.ndarray, np.ndarray]
 

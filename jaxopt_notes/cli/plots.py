@@ -12,11 +12,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
 import numpy as np
-from matplotlib.figure import Figure
 
-from jaxopt_notes import figures
+try:
+    import matplotlib
+    from matplotlib.figure import Figure
+except ImportError as error:  # the one place matplotlib is needed: say how to get it
+    raise ImportError(
+        "the figures need matplotlib, which the core library does not install: pip install 'jaxopt-notes[cli]'"
+    ) from error
+
+from jaxopt_notes.notes import figure_data as figures
+from jaxopt_notes.notes.running_example import CONTENDERS
 
 DPI = 110
 PATH_STYLES = ("tab:red", "tab:blue", "tab:green", "tab:purple", "tab:orange")
@@ -335,7 +342,6 @@ def plot_compare(results, target: float, title: str) -> Figure:
     everything = np.concatenate([result.history.cost for result in results])
     top = max(result.history.cost[0] for result in results)
     bottom = min(np.nanpercentile(everything, 0.1), target, *(result.final_cost for result in results))
-    from jaxopt_notes.compare import CONTENDERS
 
     colours = dict(zip(CONTENDERS, matplotlib.colormaps["tab10"].colors, strict=False))  # the same colour in every run
     for axes, result in zip(grid.ravel(), results, strict=False):

@@ -189,11 +189,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     if args.command == "compare":
-        from jaxopt_notes import compare
+        from jaxopt_notes.cli import compare
 
         compare.main(args)
     elif args.command == "figures":
-        from jaxopt_notes import plots
+        from jaxopt_notes.cli import plots
 
         for path in plots.write_gallery(args.out, quick=args.quick):
             print(path)
@@ -204,7 +204,8 @@ def run(args: argparse.Namespace) -> int:
 
 def escape_race(args: argparse.Namespace) -> None:
     """The ``saddle`` command: the escape race as a table and ``escape_race.png``."""
-    from jaxopt_notes import figures, plots
+    from jaxopt_notes.cli import plots
+    from jaxopt_notes.notes import figure_data as figures
 
     races = {name: figures.escape_data(name, seed=args.seed) for name in ("saddle", "plateau")}
     args.out.mkdir(parents=True, exist_ok=True)

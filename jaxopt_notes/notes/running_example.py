@@ -27,10 +27,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-import jaxopt_notes as jn
 from jaxopt_notes import schedules
-from jaxopt_notes.history import History
-from jaxopt_notes.training import fit
+from jaxopt_notes.adam import adam
+from jaxopt_notes.base import GradientTransformation
+from jaxopt_notes.momentum import momentum
+from jaxopt_notes.rmsprop import rmsprop
+from jaxopt_notes.sgd import sgd
+from jaxopt_notes.training.fit import fit
+from jaxopt_notes.training.history import History
 
 DEFAULT_M = 5_000_000
 GENERATED_FEATURES = 20
@@ -177,22 +181,22 @@ class Contender:
 
     label: str
     learning_rate: float
-    build: Callable[[float, int], jn.GradientTransformation]
+    build: Callable[[float, int], GradientTransformation]
     full_batch: bool = False
 
 
 CONTENDERS = {
-    "gd": Contender("batch GD", 4.0, lambda lr, steps: jn.sgd(lr), full_batch=True),
-    "sgd": Contender("minibatch SGD", 0.5, lambda lr, steps: jn.sgd(lr)),
-    "momentum": Contender("momentum", 0.5, lambda lr, steps: jn.momentum(lr, 0.9)),
-    "rmsprop": Contender("RMSprop", 0.01, lambda lr, steps: jn.rmsprop(lr, 0.9)),
-    "adam": Contender("Adam", 0.01, lambda lr, steps: jn.adam(lr)),
+    "gd": Contender("batch GD", 4.0, lambda lr, steps: sgd(lr), full_batch=True),
+    "sgd": Contender("minibatch SGD", 0.5, lambda lr, steps: sgd(lr)),
+    "momentum": Contender("momentum", 0.5, lambda lr, steps: momentum(lr, 0.9)),
+    "rmsprop": Contender("RMSprop", 0.01, lambda lr, steps: rmsprop(lr, 0.9)),
+    "adam": Contender("Adam", 0.01, lambda lr, steps: adam(lr)),
     # Epochs counted from 0 here, so the first epoch runs at alpha0 like plain Adam and the
     # decay shows as the difference afterwards: alpha0 / (1 + epoch_index).
     "adam-decay": Contender(
         "Adam + decay",
         0.01,
-        lambda lr, steps: jn.adam(schedules.inverse_time_decay(lr, 1.0, steps_per_epoch=steps, first_epoch=0)),
+        lambda lr, steps: adam(schedules.inverse_time_decay(lr, 1.0, steps_per_epoch=steps, first_epoch=0)),
     ),
 }
 
@@ -249,77 +253,3 @@ def default_target(results: Sequence[Result], initial_cost: float) -> float:
     if best >= initial_cost:
         print("warning: no optimizer lowered the cost; try smaller learning rates (--lr)", file=sys.stderr)
     return best + 0.05 * (initial_cost - best)
-
-
-COLUMNS = ("optimizer", "lr", "batch", "final cost", "accuracy", "epochs to target", "steps to target", "wall time (s)")
-
-
-def table_rows(results: Sequence[Result], target: float) -> list[tuple[str, ...]]:
-    rows = []
-    for result in results:
-        steps = result.steps_to(target)
-        rows.append(
-            (
-                result.label,
-                f"{result.learning_rate:g}",
-                f"{result.batch_size:,}",
-                f"{result.final_cost:.5g}",
-                f"{100 * result.accuracy:.2f} %",
-                "not reached" if steps is None else f"{steps / result.steps_per_epoch:.3g}",
-                "not reached" if steps is None else f"{steps:,}",
-                f"{result.seconds:.1f}",
-            )
-        )
-    return rows
-
-
-def format_table(rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(column), *(len(row[i]) for row in rows)) for i, column in enumerate(COLUMNS)]
-    lines = [
-        "  ".join(
-            f"{cell:<{w}}" if i == 0 else f"{cell:>{w}}" for i, (cell, w) in enumerate(zip(row, widths, strict=True))
-        )
-        for row in [COLUMNS, *rows]
-    ]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
-def write_csv(path: Path, rows: Sequence[Sequence[str]]) -> None:
-    lines = [",".join(COLUMNS)] + [",".join(cell.replace(",", "") for cell in row) for row in rows]
-    path.write_text("\n".join(lines) + "\n")
-
-
-def main(args) -> None:
-    """The ``compare`` command: ``args`` is the parsed command line (see :mod:`jaxopt_notes.cli`)."""
-    from jaxopt_notes import plots
-
-    generated = args.dataset == "generated"
-    epochs = args.epochs or (2 if generated else 30)
-    print(f"loading {args.dataset} data ...", file=sys.stderr)
-    problem = load_problem(args.dataset, m=args.m, seed=args.seed)
-    m = len(problem.X)
-    batch_size = args.batch_size or min(1000 if generated else 64, m)
-    if batch_size > m:
-        raise ValueError(f"--batch-size {batch_size:,} exceeds the {m:,} examples of the data set")
-    loss, params = model_for(problem)
-    initial_cost = evaluate(params, problem)[0]
-    results = []
-    for position, name in enumerate(args.optimizers, start=1):
-        rate = args.lr.get(name, CONTENDERS[name].learning_rate)
-        print(f"[{position}/{len(args.optimizers)}] {CONTENDERS[name].label}, learning rate {rate:g}", file=sys.stderr)
-        results.append(
-            run_contender(
-                name, problem, epochs=epochs, batch_size=batch_size, learning_rate=rate, seed=args.seed,
-                progress=not args.no_progress,
-            )
-        )  # fmt: skip
-    target = default_target(results, initial_cost) if args.target is None else args.target
-    rows = table_rows(results, target)
-    args.out.mkdir(parents=True, exist_ok=True)
-    write_csv(args.out / "compare.csv", rows)
-    title = f"{problem.name}, minibatch {batch_size:,}, {epochs} epochs"
-    plots.save(plots.plot_compare(results, target, title), args.out / "compare.png")
-    print(f"{title}; initial cost {initial_cost:.4f}, target cost {target:.4f} (smoothed minibatch cost)")
-    print(format_table(rows))
-    print(f"wrote {args.out / 'compare.png'} and {args.out / 'compare.csv'}")

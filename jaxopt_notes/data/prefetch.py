@@ -112,7 +112,7 @@ def prefetch_to_device(
     flax's ``prefetch_to_device``: one in use, one ready). With a
     ``NamedSharding(mesh, PartitionSpec("data"))`` each device receives its slice of every
     batch along axis 0, so batch sizes must divide evenly (``drop_remainder=True`` in
-    :func:`~jaxopt_notes.data.minibatches`). An exception in the source is re-raised by the
+    :func:`~jaxopt_notes.data.batches`). An exception in the source is re-raised by the
     consumer at the position where it happened.
 
     Args:

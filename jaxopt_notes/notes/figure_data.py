@@ -6,7 +6,7 @@ The thin plotting layer in :mod:`jaxopt_notes.plots` only draws what these funct
 so the tests check the numbers here against independent references (NumPy loops, closed forms).
 
 Example:
-  >>> from jaxopt_notes import figures
+  >>> from jaxopt_notes.notes import figure_data as figures
   >>> data = figures.ewa_data()
   >>> sorted(data.averages)
   [0.5, 0.9, 0.98]
@@ -21,8 +21,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-import jaxopt_notes as jn
-from jaxopt_notes.base import GradientTransformation
+from jaxopt_notes import schedules
+from jaxopt_notes.adam import adam
+from jaxopt_notes.averaging import bias_correction, ewa
+from jaxopt_notes.base import GradientTransformation, apply_updates, chain
+from jaxopt_notes.momentum import momentum
+from jaxopt_notes.notes import escape
+from jaxopt_notes.notes import running_example as compare
+from jaxopt_notes.notes.escape import EscapeProblem, EscapeRow, escape_race
+from jaxopt_notes.rmsprop import rmsprop
+from jaxopt_notes.sgd import sgd
+from jaxopt_notes.training.fit import fit
+from jaxopt_notes.training.history import smooth
 
 
 def temperature_series(days: int = 365, *, seed: int = 0) -> np.ndarray:
@@ -62,7 +72,7 @@ def ewa_data(betas: Sequence[float] = (0.9, 0.98, 0.5), *, seed: int = 0) -> Ewa
     """The temperature series averaged by :func:`jaxopt_notes.ewa` (bias correction applied, as
     the notes' figure shows the averages without the start-up dip) for each beta."""
     series = temperature_series(seed=seed)
-    return EwaData(series, {beta: run_transform(jn.ewa(beta, debias=True), series) for beta in betas})
+    return EwaData(series, {beta: run_transform(ewa(beta, debias=True), series) for beta in betas})
 
 
 @dataclass(frozen=True)
@@ -78,8 +88,8 @@ class BiasCorrectionData:
 def bias_correction_data(beta: float = 0.98, *, seed: int = 0) -> BiasCorrectionData:
     """The raw EWA and the same EWA chained with :func:`jaxopt_notes.bias_correction`."""
     series = temperature_series(seed=seed)
-    raw = run_transform(jn.ewa(beta), series)
-    corrected = run_transform(jn.chain(jn.ewa(beta), jn.bias_correction(beta)), series)
+    raw = run_transform(ewa(beta), series)
+    corrected = run_transform(chain(ewa(beta), bias_correction(beta)), series)
     return BiasCorrectionData(series, beta, raw, corrected)
 
 
@@ -106,7 +116,7 @@ def optimizer_path(
     def step(carry, _):
         params, state = carry
         updates, state = optimizer.update(grad(params), state, params)
-        params = jn.apply_updates(params, updates)
+        params = apply_updates(params, updates)
         return (params, state), params
 
     _, points = jax.lax.scan(step, (start, optimizer.init(start)), None, length=steps)
@@ -139,8 +149,8 @@ def momentum_paths_data(steps: int = 40) -> PathsData:
     rate close to its limit (2/25), momentum (beta 0.9) at the same rate damps that and heads
     down the valley."""
     paths = {
-        "gradient descent (alpha 0.075)": optimizer_path(jn.sgd(0.075), elongated_bowl, BOWL_START, steps),
-        "momentum (alpha 0.075, beta 0.9)": optimizer_path(jn.momentum(0.075, 0.9), elongated_bowl, BOWL_START, steps),
+        "gradient descent (alpha 0.075)": optimizer_path(sgd(0.075), elongated_bowl, BOWL_START, steps),
+        "momentum (alpha 0.075, beta 0.9)": optimizer_path(momentum(0.075, 0.9), elongated_bowl, BOWL_START, steps),
     }
     return PathsData(paths, *surface_grid(elongated_bowl, *BOWL_LIMITS))
 
@@ -150,9 +160,9 @@ def adaptive_paths_data(steps: int = 40) -> PathsData:
     square of each coordinate's gradient makes the step about as long along the valley as
     across it, so both head for the minimum instead of bouncing across."""
     paths = {
-        "gradient descent (alpha 0.075)": optimizer_path(jn.sgd(0.075), elongated_bowl, BOWL_START, steps),
-        "RMSprop (alpha 0.3, beta 0.9)": optimizer_path(jn.rmsprop(0.3, 0.9), elongated_bowl, BOWL_START, steps),
-        "Adam (alpha 0.5)": optimizer_path(jn.adam(0.5), elongated_bowl, BOWL_START, steps),
+        "gradient descent (alpha 0.075)": optimizer_path(sgd(0.075), elongated_bowl, BOWL_START, steps),
+        "RMSprop (alpha 0.3, beta 0.9)": optimizer_path(rmsprop(0.3, 0.9), elongated_bowl, BOWL_START, steps),
+        "Adam (alpha 0.5)": optimizer_path(adam(0.5), elongated_bowl, BOWL_START, steps),
     }
     return PathsData(paths, *surface_grid(elongated_bowl, *BOWL_LIMITS))
 
@@ -172,7 +182,6 @@ class SchedulesData:
 def schedules_data(epochs: int = 20, steps_per_epoch: int = 100, alpha0: float = 0.2) -> SchedulesData:
     """Each schedule of :mod:`jaxopt_notes.schedules`, evaluated (vectorised) at every step of
     ``epochs`` epochs; ``alpha0 = 0.2`` and ``decay_rate = 1`` are the notes' worked example."""
-    from jaxopt_notes import schedules
 
     forms = {
         "alpha0 / (1 + decay_rate * epoch), decay_rate 1": schedules.inverse_time_decay(
@@ -189,7 +198,6 @@ def schedules_data(epochs: int = 20, steps_per_epoch: int = 100, alpha0: float =
 
 
 def _logistic_problem(m: int, seed: int):
-    from jaxopt_notes import compare
 
     problem = compare.generate_logistic(m, seed=seed)
     loss, params = compare.model_for(problem)
@@ -210,13 +218,12 @@ class BatchVsMinibatchData:
 def batch_vs_minibatch_data(m: int = 20_000, *, steps: int = 300, minibatch_size: int = 64, seed: int = 0):
     """``steps`` updates of gradient descent (alpha 0.5) on the generated logistic regression,
     once on the whole set per step and once on minibatches of ``minibatch_size``."""
-    from jaxopt_notes.training import fit
 
     problem, loss, params = _logistic_problem(m, seed)
-    _, batch = fit(loss, params, jn.sgd(0.5), problem.X, problem.Y, batch_size=m, epochs=steps, progress=False)
+    _, batch = fit(loss, params, sgd(0.5), problem.X, problem.Y, batch_size=m, epochs=steps, progress=False)
     epochs = -(-steps * minibatch_size // m)
     _, mini = fit(
-        loss, params, jn.sgd(0.5), problem.X, problem.Y, batch_size=minibatch_size, epochs=epochs, progress=False
+        loss, params, sgd(0.5), problem.X, problem.Y, batch_size=minibatch_size, epochs=epochs, progress=False
     )
     return BatchVsMinibatchData(m, batch.cost, minibatch_size, mini.cost[:steps])
 
@@ -250,15 +257,11 @@ def minibatch_size_data(
     (about the last ``window`` examples), so every curve is equally smooth; batch gradient
     descent's cost is exact and shown as is. An epoch's time is the fastest of the epochs after
     the first (the first pays the compile)."""
-    from jaxopt_notes.history import smooth
-    from jaxopt_notes.training import fit
 
     problem, loss, params = _logistic_problem(m, seed)
     epoch, seconds, smoothed, per_epoch = {}, {}, {}, {}
     for size in (*sizes, m):
-        _, history = fit(
-            loss, params, jn.sgd(0.05), problem.X, problem.Y, batch_size=size, epochs=epochs, progress=False
-        )
+        _, history = fit(loss, params, sgd(0.05), problem.X, problem.Y, batch_size=size, epochs=epochs, progress=False)
         steps = -(-m // size)
         step = np.arange(len(history.cost))
         # Step i's cost is measured after (i // steps) epochs plus (i % steps) minibatches.
@@ -273,8 +276,8 @@ def minibatch_size_data(
 class EscapeData:
     """Notes section 8: :func:`jaxopt_notes.escape_race` on one problem, with its surface."""
 
-    problem: jn.EscapeProblem
-    rows: list[jn.EscapeRow]
+    problem: EscapeProblem
+    rows: list[EscapeRow]
     grid_x: np.ndarray
     grid_y: np.ndarray
     grid_cost: np.ndarray
@@ -287,8 +290,7 @@ def escape_data(problem: str, *, seed: int = 0) -> EscapeData:
     """The escape race (gradient descent, momentum in both forms, RMSprop, Adam) off the
     ``"saddle"`` or the ``"plateau"`` problem of :mod:`jaxopt_notes.escape`, each path run
     by the library's optimizers until its cost falls below the problem's escape level."""
-    from jaxopt_notes import escape
 
     spec = {"saddle": escape.SADDLE, "plateau": escape.PLATEAU}[problem]
-    rows = jn.escape_race(spec, seed=seed)
+    rows = escape_race(spec, seed=seed)
     return EscapeData(spec, rows, *surface_grid(spec.loss_fn, *ESCAPE_LIMITS[problem]))

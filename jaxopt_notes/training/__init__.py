@@ -1,0 +1,17 @@
+"""Layer 3: the compiled training loop :func:`fit`, its history and callbacks (the plateau
+monitor, learning-rate reduction). Imports the core, data and checkpoint layers."""
+
+from jaxopt_notes.training.fit import NonFiniteCostError, fit
+from jaxopt_notes.training.history import EpochEnd, History, smooth
+from jaxopt_notes.training.plateaus import PlateauMonitor, ReduceLROnPlateau, find_plateaus
+
+__all__ = [
+    "EpochEnd",
+    "History",
+    "NonFiniteCostError",
+    "PlateauMonitor",
+    "ReduceLROnPlateau",
+    "find_plateaus",
+    "fit",
+    "smooth",
+]
