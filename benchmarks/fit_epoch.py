@@ -1,14 +1,27 @@
-"""One shuffled epoch of the notes' logistic regression: ``fit`` against the loop a user writes.
+"""One shuffled epoch of the notes' logistic regression: ``fit`` against bare compiled loops and
+against the loop a user writes.
 
-The reference is the best plain optax loop: a jitted ``train_step`` that donates parameters and
-optimizer state, a NumPy permutation per epoch, and host-sliced minibatches fed step by step.
-Both run Adam on the same data, in the same process, after a warm-up that compiles them.
-User epochs and ``fit`` calls alternate, so both see the same machine load. Printed per
-case: the best wall seconds per epoch of each and their ratio, CPU seconds per epoch (process
-time: less sensitive to other jobs on a shared machine; fit's includes its setup and its
-permutation thread), fit's compile time, and the wall time of a later 3-epoch ``fit`` call.
+Side by side, in one process, on the same data and the same permutation (Adam, d = 20):
 
-Run: ``python benchmarks/fit_epoch.py`` (``--quick`` for small sizes only).
+- bare jitted ``lax.scan``s of the same Adam step (cost, gradient, update; none of fit's
+  bookkeeping): (a) gathering each minibatch's rows from the caller's X and Y separately, in
+  the memory ``fit`` holds (the caller's arrays read in place, ``_rows.place_rows``), (a2) the
+  same from separate 2 MiB-aligned copies of X and Y gathered by plain row indexing, (b) from
+  one joined X|Y copy (one gather of whole rows), (c) reading contiguous rows in order, no
+  gather at all: the arithmetic floor;
+- ``fit`` over the caller's NumPy X and Y (read in place, no copy), and over X and Y given as
+  column views of one array (``XY[:, :d]``, ``XY[:, d]``): its steady epochs (not the first of
+  a call), split into the epoch that draws the next permutation beside it and the last epoch
+  of a call, which draws nothing;
+- a warm 1-epoch ``fit`` call (compiled code cached) with a fresh seed, and one repeating the
+  previous call's seed (its first permutation is kept, so it draws nothing);
+- the best plain optax loop a user writes: a jitted ``train_step`` that donates parameters and
+  optimizer state, a NumPy permutation per epoch, host-sliced minibatches.
+
+Everything is interleaved round by round, so all see the same machine load. Printed: the best
+(and median) wall seconds of each over the rounds, and ratios to the bare separate loop (a).
+
+Run: ``python benchmarks/fit_epoch.py`` (``--quick`` for the small case only, ``--repeats N``).
 """
 
 from __future__ import annotations
@@ -24,78 +37,152 @@ import numpy as np
 import optax
 
 import jaxopt_notes as jn
+from jaxopt_notes.data._shuffle import aligned_permutation
+from jaxopt_notes.training._rows import place_rows, take_rows
 
 
 def loss(params, x, y):
     return jnp.mean(optax.sigmoid_binary_cross_entropy(x @ params["w"] + params["b"], y))
 
 
+OPTIMIZER = jn.adam(1e-3)
+
+
+def _step(carry, batch):
+    params, state = carry
+    cost, grads = jax.value_and_grad(loss)(params, *batch)
+    updates, state = OPTIMIZER.update(grads, state, params)
+    return (optax.apply_updates(params, updates), state), cost
+
+
+def _rows(A, idx):
+    return A.at[idx].get(mode="promise_in_bounds", unique_indices=True)
+
+
+@functools.partial(jax.jit, donate_argnums=(0,))
+def bare_separate(carry, X, Y, order):
+    return jax.lax.scan(lambda c, idx: _step(c, (_rows(X, idx), _rows(Y, idx))), carry, order)
+
+
+@functools.partial(jax.jit, donate_argnums=(0,), static_argnums=(3,))
+def bare_in_place(carry, X, Y, layout, order):
+    return jax.lax.scan(lambda c, idx: _step(c, take_rows((X, Y), layout, idx)), carry, order)
+
+
+@functools.partial(jax.jit, donate_argnums=(0,))
+def bare_joined(carry, XY, order):
+    def step(c, idx):
+        rows = _rows(XY, idx)
+        return _step(c, (rows[:, :-1], rows[:, -1]))
+
+    return jax.lax.scan(step, carry, order)
+
+
+@functools.partial(jax.jit, donate_argnums=(0,), static_argnums=(3,))
+def bare_contiguous(carry, X, Y, batch_size):
+    steps = X.shape[0] // batch_size
+    cut = steps * batch_size
+    batches = (X[:cut].reshape(steps, batch_size, -1), Y[:cut].reshape(steps, batch_size))
+    return jax.lax.scan(_step, carry, batches)
+
+
+def aligned_copy(A: np.ndarray) -> jax.Array:
+    """A copy of A on a 2 MiB boundary (huge pages), aliased by ``device_put``."""
+    raw = np.empty(A.nbytes + 2 * 2**20, np.uint8)
+    start = -raw.ctypes.data % (2 * 2**20)
+    copy = raw[start : start + A.nbytes].view(A.dtype).reshape(A.shape)
+    copy[...] = A
+    return jax.device_put(copy, may_alias=True)
+
+
 def user_loop_epoch(X, Y, batch_size, params, state, train_step, seed):
     perm = np.random.default_rng(seed).permutation(len(X))
     for start in range(0, len(X), batch_size):
         rows = perm[start : start + batch_size]
-        params, state, cost = train_step(params, state, X[rows], Y[rows])
+        params, state, _ = train_step(params, state, X[rows], Y[rows])
     jax.block_until_ready(params)
     return params, state
 
 
-def run_case(m: int, d: int, batch_size: int, repeats: int) -> None:
+def timed(fn, *args):
+    started = time.perf_counter()
+    jax.block_until_ready(fn(*args))
+    return time.perf_counter() - started
+
+
+def run_case(m: int, d: int, batch_size: int, repeats: int, user: bool) -> None:
     rng = np.random.default_rng(0)
-    X = rng.standard_normal((m, d), dtype=np.float32)
-    Y = (X @ rng.standard_normal(d).astype(np.float32) > 0).astype(np.float32)
+    XY = np.empty((m, d + 1), np.float32)
+    XY[:, :d] = rng.standard_normal((m, d), dtype=np.float32)
+    XY[:, d] = XY[:, :d] @ rng.standard_normal(d).astype(np.float32) > 0
+    X, Y = np.ascontiguousarray(XY[:, :d]), np.ascontiguousarray(XY[:, d])
     params = {"w": jnp.zeros(d), "b": jnp.zeros(())}
+
+    def fresh():  # the bare loops donate their carry
+        return jax.tree.map(jnp.copy, (params, OPTIMIZER.init(params)))
+
+    Xa, Ya, XYa = aligned_copy(X), aligned_copy(Y), aligned_copy(XY)
+    Xp, Yp, layout = place_rows(X, Y)
     user_opt = optax.adam(1e-3)
 
     @functools.partial(jax.jit, donate_argnums=(0, 1))
-    def train_step(params, state, x, y):
-        cost, grads = jax.value_and_grad(loss)(params, x, y)
-        updates, state = user_opt.update(grads, state, params)
-        return optax.apply_updates(params, updates), state, cost
+    def train_step(p, s, x, y):
+        cost, grads = jax.value_and_grad(loss)(p, x, y)
+        updates, s = user_opt.update(grads, s, p)
+        return optax.apply_updates(p, updates), s, cost
 
-    state = user_opt.init(jax.tree.map(jnp.copy, params))
-    p, s = user_loop_epoch(
-        X[: 4 * batch_size], Y[: 4 * batch_size], batch_size, jax.tree.map(jnp.copy, params), state, train_step, 0
-    )
-    if m % batch_size:  # compile the partial last minibatch's shape too
-        p, s, _ = train_step(p, s, X[: m % batch_size], Y[: m % batch_size])
+    user_state = (jax.tree.map(jnp.copy, params), user_opt.init(params))
+    steps = m // batch_size
 
-    optimizer = jn.adam(1e-3)
-    started = time.perf_counter()
-    jn.fit(loss, params, optimizer, X, Y, batch_size=batch_size, epochs=1, progress=False)
-    first_call = time.perf_counter() - started
-    # Interleaved, so both see the same load: one user epoch, then one fit call of 3 epochs whose
-    # last epoch is left out (it has no next permutation to draw alongside).
-    user, user_cpu, fit_epochs, fit_cpu, calls = [], [], [], [], []
-    for repeat in range(repeats):
-        cpu, started = time.process_time(), time.perf_counter()
-        p, s = user_loop_epoch(X, Y, batch_size, p, s, train_step, repeat)
-        user.append(time.perf_counter() - started)
-        user_cpu.append(time.process_time() - cpu)
-        cpu, started = time.process_time(), time.perf_counter()
-        _, history = jn.fit(loss, params, optimizer, X, Y, batch_size=batch_size, epochs=3, seed=repeat, progress=False)
-        calls.append(time.perf_counter() - started)
-        fit_cpu.append((time.process_time() - cpu) / 3)
-        fit_epochs += history.epoch_time[:-1].tolist()
-    user_epoch, per_epoch = min(user), min(fit_epochs)
-    print(
-        f"m={m:>9,} d={d} batch={batch_size:>5} steps/epoch={-(-m // batch_size):>5} | "
-        f"user loop {user_epoch:7.3f} s/epoch | fit {per_epoch:7.3f} s/epoch | ratio {user_epoch / per_epoch:6.1f}x | "
-        f"CPU s/epoch user {min(user_cpu):.3f} fit {min(fit_cpu):.3f} | "
-        f"fit compile {max(first_call - per_epoch, 0.0):5.2f} s | "
-        f"later 3-epoch fit calls {min(calls):6.3f} s (no recompile) | load average {os.getloadavg()[0]:.1f}"
-    )
-    print(f"    user epochs {np.round(user, 3).tolist()}, fit epochs {np.round(fit_epochs, 3).tolist()}")
+    def fit(data, epochs, seed):
+        return jn.fit(loss, params, OPTIMIZER, *data, batch_size=batch_size, epochs=epochs, seed=seed, progress=False)
+
+    def fit_params(data, epochs, seed):
+        return fit(data, epochs, seed)[0]
+
+    times: dict[str, list[float]] = {}
+
+    def record(name, seconds):
+        times.setdefault(name, []).append(seconds)
+
+    for round_ in range(repeats + 1):  # round 0 compiles and is dropped
+        order = jnp.asarray(aligned_permutation(m, np.random.SeedSequence([round_, 0]))[: steps * batch_size])
+        order = order.reshape(steps, batch_size)
+        record("bare (a) separate, caller memory", timed(bare_in_place, fresh(), Xp, Yp, layout, order))
+        record("bare (a2) separate, aligned copies", timed(bare_separate, fresh(), Xa, Ya, order))
+        record("bare (b) joined", timed(bare_joined, fresh(), XYa, order))
+        record("bare (c) floor", timed(bare_contiguous, fresh(), Xa, Ya, batch_size))
+        for name, data in (("fit X, Y", (X, Y)), ("fit XY views", (XY[:, :d], XY[:, d]))):
+            _, history = fit(data, 3, 100 + round_)
+            record(f"{name}: epoch drawing the next", history.epoch_time[1])
+            record(f"{name}: last epoch of a call", history.epoch_time[2])
+        record("warm 1-epoch fit call, new seed", timed(fit_params, (X, Y), 1, 1000 + round_))
+        record("warm 1-epoch fit call, same seed", timed(fit_params, (X, Y), 1, 1000 + round_))
+        started = time.perf_counter()
+        aligned_permutation(m, np.random.SeedSequence([round_, 1]))
+        record("(one permutation, drawn alone)", time.perf_counter() - started)
+        if user:
+            started = time.perf_counter()
+            user_state = user_loop_epoch(X, Y, batch_size, *user_state, train_step, round_)
+            record("user optax loop epoch", time.perf_counter() - started)
+    reference = min(times["bare (a) separate, caller memory"][1:])
+    print(f"m={m:,} d={d} batch={batch_size} steps/epoch={-(-m // batch_size)} load average {os.getloadavg()[0]:.1f}")
+    for name, seconds in times.items():
+        kept = seconds[1:]
+        best, median = min(kept), float(np.median(kept))
+        print(f"  {name:38s} best {best:7.3f} s  median {median:7.3f} s  best/(a) {best / reference:5.2f}x")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="only small sizes, a few seconds")
-    parser.add_argument("--repeats", type=int, default=3, help="timed rounds per case (the best is kept)")
+    parser.add_argument("--quick", action="store_true", help="only the small case, a few seconds")
+    parser.add_argument("--repeats", type=int, default=5, help="timed rounds per case (after one warm-up round)")
+    parser.add_argument("--no-user-loop", action="store_true", help="skip the (slow) user optax loop")
     args = parser.parse_args()
     print(f"jax {jax.__version__}, backend {jax.default_backend()}, device {jax.devices()[0].device_kind}")
     cases = [(50_000, 20, 64)] if args.quick else [(5_000_000, 20, 1_000), (50_000, 20, 64)]
     for m, d, batch_size in cases:
-        run_case(m, d, batch_size, args.repeats)
+        run_case(m, d, batch_size, args.repeats, user=not args.no_user_loop)
 
 
 if __name__ == "__main__":

@@ -32,9 +32,20 @@ def increment_count(count: jax.Array) -> jax.Array:
     return jnp.where(count < _COUNT_MAX, count + 1, _COUNT_MAX).astype(COUNT_DTYPE)
 
 
+def _zeros_like(leaf: Any, dtype: Any) -> jax.Array:
+    if not _checks.is_traced(leaf):
+        return jnp.zeros_like(leaf, dtype=dtype)
+    # Under jit a constant has no link to the leaf, so XLA would put it on one device whatever
+    # the leaf's sharding. Zeros computed from the leaf (+0.0 for every finite value, 0 where
+    # it is NaN or infinite) take the leaf's sharding through sharding propagation.
+    zeros = jnp.where(jnp.isfinite(leaf), jnp.abs(leaf) * 0, 0)
+    return zeros.astype(leaf.dtype if dtype is None else dtype)
+
+
 def zeros_like_tree(params: Params, dtype: Any = None) -> Updates:
-    """A zero per leaf of ``params``, in ``dtype`` when given, else in the leaf's dtype."""
-    return jax.tree.map(lambda leaf: jnp.zeros_like(leaf, dtype=dtype), params)
+    """A zero per leaf of ``params``, in ``dtype`` when given, else in the leaf's dtype, placed
+    like the leaf: with its sharding, eagerly and under ``jax.jit`` alike."""
+    return jax.tree.map(lambda leaf: _zeros_like(leaf, dtype), params)
 
 
 def update_average(average: Updates, values: Updates, decay: Any) -> Updates:
@@ -54,6 +65,7 @@ def bias_correction_factor(decay: Any, count: jax.Array) -> jax.Array:
     The logarithm of a concrete decay is taken in double precision, so only rounding of
     order 1e-7 remains.
     """
+    log_decay: jax.Array | float
     if _checks.is_traced(decay) or not isinstance(decay, (int, float)):
         log_decay = jnp.log(decay)
     else:
@@ -68,10 +80,18 @@ def correct_bias(average: Updates, decay: Any, count: jax.Array) -> Updates:
     return jax.tree.map(lambda leaf: leaf / correction.astype(leaf.dtype), average)
 
 
+def abs_sq(value: jax.Array) -> jax.Array:
+    """``|x|**2``, real-valued: ``x**2`` for a real ``x``, ``(conj(x) * x).real`` for a complex one."""
+    if jnp.iscomplexobj(value):
+        return (value.conj() * value).real
+    return jnp.square(value)
+
+
 def squares(updates: Updates, like: Updates) -> Updates:
-    """``g**2`` per leaf, computed in the wider of the gradient's and ``like``'s dtypes, so a
-    float16 gradient squared into float32 moments cannot overflow."""
-    return jax.tree.map(lambda g, s: jnp.square(g.astype(jnp.promote_types(g.dtype, s.dtype))), updates, like)
+    """``|g|**2`` per leaf, computed in the wider of the gradient's and ``like``'s dtypes, so a
+    float16 gradient squared into float32 moments cannot overflow; real-valued for complex
+    gradients, as optax's second moments."""
+    return jax.tree.map(lambda g, s: abs_sq(g.astype(jnp.promote_types(g.dtype, s.dtype))), updates, like)
 
 
 def divide_by_root(numerator: Updates, second_moment: Updates, eps: Any, *, eps_in_sqrt: bool) -> Updates:

@@ -19,19 +19,23 @@ from jaxopt_notes._numerics import (
     update_average,
     zeros_like_tree,
 )
-from jaxopt_notes.base import GradientTransformation, Params, Updates
+from jaxopt_notes.base import ElementwiseTransformation, GradientTransformation, Params, Updates
 
 
-class EwaState(NamedTuple):
-    """State of :func:`ewa` and :func:`~jaxopt_notes.trace`.
+class EmaState(NamedTuple):
+    """State of :func:`ewa`, laid out as ``optax.ema``'s (same class and field names).
 
     Attributes:
       count: updates taken so far (int32 scalar, saturating); the next update is ``t = count + 1``.
-      mu: the running average ``v`` per leaf, never bias-corrected.
+      ema: the running average ``v`` per leaf, never bias-corrected.
     """
 
-    count: jax.Array
-    mu: Updates
+    count: jax.Array  # type: ignore[assignment]  # shadows tuple.count, as optax
+    ema: Updates
+
+
+EwaState = EmaState
+"""The former name of :class:`EmaState`."""
 
 
 def ewa(decay: float, *, debias: bool = False, dtype: Any = None) -> GradientTransformation:
@@ -55,25 +59,28 @@ def ewa(decay: float, *, debias: bool = False, dtype: Any = None) -> GradientTra
     _checks.check_decay("decay", decay)
     _checks.check_dtype("dtype", dtype)
 
-    def init(params: Params) -> EwaState:
+    def init(params: Params) -> EmaState:
         _checks.check_params("ewa", params)
-        return EwaState(init_count(), zeros_like_tree(params, dtype))
+        return EmaState(init_count(), zeros_like_tree(params, dtype))
 
-    def update(updates: Updates, state: EwaState, params: Params | None = None) -> tuple[Updates, EwaState]:
-        del params
-        _checks.check_updates_match("ewa", updates, state.mu)
-        mu = update_average(state.mu, updates, decay)
+    def update(
+        updates: Updates, state: EmaState, params: Params | None = None, **extra_args: Any
+    ) -> tuple[Updates, EmaState]:
+        del params, extra_args
+        _checks.check_state("ewa", state, EmaState)
+        _checks.check_updates_match("ewa", updates, state.ema)
+        average = update_average(state.ema, updates, decay)
         count = increment_count(state.count)
-        outputs = correct_bias(mu, decay, count) if debias else mu
-        return outputs, EwaState(count, mu)
+        outputs = correct_bias(average, decay, count) if debias else average
+        return outputs, EmaState(count, average)
 
-    return GradientTransformation(init, update)
+    return ElementwiseTransformation(init, update)
 
 
 class BiasCorrectionState(NamedTuple):
     """State of :func:`bias_correction`: ``count``, its own calls so far (int32 scalar)."""
 
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # shadows tuple.count, as optax
 
 
 def bias_correction(decay: float) -> GradientTransformation:
@@ -89,10 +96,11 @@ def bias_correction(decay: float) -> GradientTransformation:
         return BiasCorrectionState(init_count())
 
     def update(
-        updates: Updates, state: BiasCorrectionState, params: Params | None = None
+        updates: Updates, state: BiasCorrectionState, params: Params | None = None, **extra_args: Any
     ) -> tuple[Updates, BiasCorrectionState]:
-        del params
+        del params, extra_args
+        _checks.check_state("bias_correction", state, BiasCorrectionState)
         count = increment_count(state.count)
         return correct_bias(updates, decay, count), BiasCorrectionState(count)
 
-    return GradientTransformation(init, update)
+    return ElementwiseTransformation(init, update)

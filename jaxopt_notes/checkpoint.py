@@ -40,6 +40,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxopt_notes import _checks
+
 FORMAT = "jaxopt_notes.checkpoint"
 VERSION = 1
 _MANIFEST_KEY = "__manifest__"
@@ -54,10 +56,6 @@ class CheckpointError(ValueError):
 
 def _leaf_name(index: int) -> str:
     return f"leaf_{index:05d}"
-
-
-def _path_str(path: tuple) -> str:
-    return jax.tree_util.keystr(path) or "(root)"
 
 
 def _is_key_array(leaf: Any) -> bool:
@@ -112,10 +110,10 @@ def save_checkpoint(path: str | os.PathLike, tree: Any, *, metadata: dict | None
         metadata_json = json.loads(json.dumps(metadata, allow_nan=False))
     except (TypeError, ValueError) as error:
         raise TypeError(f"save_checkpoint: metadata must be JSON-serialisable, got {metadata!r}: {error}") from None
-    arrays: dict[str, np.ndarray] = {}
+    arrays: dict[str, Any] = {}
     entries = []
     for index, (key_path, leaf) in enumerate(jax.tree_util.tree_flatten_with_path(tree)[0]):
-        stored, entry = _to_stored(_path_str(key_path), leaf)
+        stored, entry = _to_stored(_checks.path_str(key_path), leaf)
         entry["name"] = _leaf_name(index)
         entry["sha256"] = _digest(stored)
         arrays[entry["name"]] = stored
@@ -259,7 +257,7 @@ def load_checkpoint(path: str | os.PathLike, like: Any) -> tuple[Any, dict | Non
     manifest, stored = _read(path)
     like_leaves, treedef = jax.tree_util.tree_flatten_with_path(like)
     entries = manifest["leaves"]
-    like_paths = [_path_str(key_path) for key_path, _ in like_leaves]
+    like_paths = [_checks.path_str(key_path) for key_path, _ in like_leaves]
     file_paths = [entry["path"] for entry in entries]
     missing = [where for where in like_paths if where not in file_paths]
     extra = [where for where in file_paths if where not in like_paths]

@@ -30,31 +30,50 @@ import optax
 
 from jaxopt_notes import _checks
 from jaxopt_notes._numerics import increment_count, init_count
-from jaxopt_notes.base import GradientTransformation, Params, Updates
+from jaxopt_notes.base import (
+    GradientTransformation,
+    Params,
+    Updates,
+    find_states,
+    transformation,
+    update_with_extra_args,
+)
 
 
-class InjectHyperparamsState(NamedTuple):
-    """State of an optimizer built by :func:`inject_hyperparams`.
+class WrappedScheduleState(NamedTuple):
+    """The step count of one scheduled hyperparameter (as optax's): the step it sees next."""
+
+    count: jax.Array  # type: ignore[assignment]  # shadows tuple.count, as optax
+
+
+class InjectStatefulHyperparamsState(NamedTuple):
+    """State of an optimizer built by :func:`inject_hyperparams`, laid out as optax's
+    ``inject_hyperparams`` state (same class and field names), so
+    ``optax.tree.get(state, "learning_rate")`` finds the one rate.
 
     Attributes:
-      count: updates taken so far (int32 scalar, saturating): the step schedules see next.
-      hyperparams: ``{name: value}`` for the numeric hyperparameters given as numbers; the
-        next update uses these values, and :func:`set_hyperparams` changes them.
-      scheduled: ``{name: value}`` for the hyperparameters given as schedules: the value the
-        latest update used (before the first update, the one it will use). Read-only: the
-        schedule recomputes it at every step.
-      inner_state: the state of the wrapped optimizer (its ``ScaleByLearningRateState`` too,
-        so :func:`~jaxopt_notes.learning_rate_in_use` keeps working).
+      count: updates taken so far (int32 scalar, saturating).
+      hyperparams: ``{name: value}`` for every numeric hyperparameter: for one given as a
+        number, the value the next update uses, which :func:`set_hyperparams` changes; for
+        one given as a schedule, the value the latest update used (before the first update,
+        the one it will use), recomputed by the schedule at every step.
+      hyperparams_states: ``{name: WrappedScheduleState}`` for each scheduled hyperparameter.
+      inner_state: the state of the wrapped optimizer (its learning-rate state too, so
+        :func:`~jaxopt_notes.learning_rate_in_use` keeps working).
 
     Every value is a float array of fixed dtype and shape, JAX's default float dtype
     (float32, or float64 under ``jax_enable_x64``), so states before and after
     :func:`set_hyperparams` are interchangeable in ``lax.cond``, ``lax.scan`` and checkpoints.
     """
 
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # shadows tuple.count, as optax
     hyperparams: dict[str, jax.Array]
-    scheduled: dict[str, jax.Array]
+    hyperparams_states: dict[str, WrappedScheduleState]
     inner_state: Any
+
+
+InjectHyperparamsState = InjectStatefulHyperparamsState
+"""The former name of :class:`InjectStatefulHyperparamsState`."""
 
 
 def _is_static(value: Any) -> bool:
@@ -73,46 +92,11 @@ def _as_hyperparam(name: str, value: Any, dtype: Any) -> jax.Array:
     return array.astype(dtype)
 
 
-def inject_hyperparams(
-    optimizer_factory: Callable[..., optax.GradientTransformation], *, static_args: str | Iterable[str] = ()
-) -> Callable[..., GradientTransformation]:
-    """Wraps ``optimizer_factory`` so that its numeric hyperparameters live in the state.
-
-    The returned function takes the factory's own arguments. Each one, the factory's defaults
-    included, is sorted once, when the optimizer is built:
-
-    - a number (Python or array) becomes a settable entry of ``state.hyperparams``, stored as
-      a float array (JAX's default float dtype) of its own shape;
-    - a callable becomes a schedule ``step -> value``, evaluated at ``state.count`` before each
-      update into ``state.scheduled``;
-    - booleans (``eps_in_sqrt``, ``nesterov``), dtypes, strings and ``None`` stay static Python
-      values, as do the names in ``static_args``; changing them needs a new optimizer.
-
-    At every update the factory is called again with the current values (once per trace
-    under ``jax.jit``), and the inner optimizer updates its own state. The factory's argument
-    checks run when the optimizer is built, with the schedules' step-0 values.
-
-    Args:
-      optimizer_factory: any function returning a gradient transformation and taking its
-        hyperparameters by keyword (:func:`~jaxopt_notes.adam`, ``optax.adam`` ...).
-      static_args: names to keep static although numeric or callable: integer arguments the
-        factory uses as Python ints (sizes, step counts), or callables that are not schedules.
-
-    Returns:
-      ``build(*args, **kwargs) -> GradientTransformation`` with :class:`InjectHyperparamsState`.
-
-    Equals ``optax.inject_hyperparams(optimizer_factory)`` step for step; optax stores the
-    values in the parameters' widest dtype and lets a schedule's entry be overwritten to no
-    effect, where this version keeps one dtype and refuses to set a scheduled value.
-
-    Example:
-      >>> import jax.numpy as jnp, jaxopt_notes as jn
-      >>> opt = inject_hyperparams(jn.adam)(learning_rate=0.1)
-      >>> state = opt.init({"w": jnp.zeros(2)})
-      >>> state = set_hyperparams(state, learning_rate=0.01)
-      >>> float(state.hyperparams["learning_rate"])
-      0.009999999776482582
-    """
+def _checked_factory(
+    optimizer_factory: Any, static_args: str | Iterable[str]
+) -> tuple[str, inspect.Signature, set[str]]:
+    """The factory's name and signature and the static argument names, after checking that
+    every hyperparameter can be passed by keyword and every static name is a parameter."""
     if not callable(optimizer_factory):
         raise TypeError(f"optimizer_factory must be a callable returning an optimizer, got {optimizer_factory!r}")
     factory_name = getattr(optimizer_factory, "__name__", repr(optimizer_factory))
@@ -131,21 +115,75 @@ def inject_hyperparams(
             f"inject_hyperparams: static_args {sorted(unknown)} are not parameters of {factory_name}; "
             f"its parameters are {list(signature.parameters)}"
         )
+    return factory_name, signature, static_names
+
+
+def _keyword_arguments(
+    factory_name: str, signature: inspect.Signature, args: tuple, kwargs: dict[str, Any]
+) -> dict[str, Any]:
+    """Every argument of one call of the factory by name, defaults filled in, ``**kwargs`` spread."""
+    try:
+        bound = signature.bind(*args, **kwargs)
+    except TypeError as error:
+        raise TypeError(f"{factory_name}: {error}") from None
+    bound.apply_defaults()
+    arguments: dict[str, Any] = {}
+    for name, value in bound.arguments.items():
+        if signature.parameters[name].kind is inspect.Parameter.VAR_KEYWORD:
+            arguments.update(value)
+        else:
+            arguments[name] = value
+    return arguments
+
+
+def inject_hyperparams(
+    optimizer_factory: Callable[..., optax.GradientTransformation], *, static_args: str | Iterable[str] = ()
+) -> Callable[..., GradientTransformation]:
+    """Wraps ``optimizer_factory`` so that its numeric hyperparameters live in the state.
+
+    The returned function takes the factory's own arguments. Each one, the factory's defaults
+    included, is sorted once, when the optimizer is built:
+
+    - a number (Python or array) becomes a settable entry of ``state.hyperparams``, stored as
+      a float array (JAX's default float dtype) of its own shape;
+    - a callable becomes a schedule ``step -> value``, evaluated at its own count before each
+      update into ``state.hyperparams`` (its count lives in ``state.hyperparams_states``);
+    - booleans (``eps_in_sqrt``, ``nesterov``), dtypes, strings and ``None`` stay static Python
+      values, as do the names in ``static_args``; changing them needs a new optimizer.
+
+    At every update the factory is called again with the current values (once per trace
+    under ``jax.jit``), and the inner optimizer updates its own state. The factory's argument
+    checks run when the optimizer is built, with the schedules' step-0 values.
+
+    Args:
+      optimizer_factory: any function returning a gradient transformation and taking its
+        hyperparameters by keyword (:func:`~jaxopt_notes.adam`, ``optax.adam`` ...).
+      static_args: names to keep static although numeric or callable: integer arguments the
+        factory uses as Python ints (sizes, step counts), or callables that are not schedules.
+
+    Returns:
+      ``build(*args, **kwargs) -> GradientTransformation`` with
+      :class:`InjectStatefulHyperparamsState`; its ``update`` takes extra keyword arguments
+      and hands them to the inner optimizer if it accepts them.
+
+    Equals ``optax.inject_hyperparams(optimizer_factory)`` step for step, state layout
+    included; optax stores the values in the parameters' widest dtype and lets a schedule's
+    entry be overwritten to no effect, where this version keeps one dtype and refuses to set
+    a scheduled value.
+
+    Example:
+      >>> import jax.numpy as jnp, jaxopt_notes as jn
+      >>> opt = inject_hyperparams(jn.adam)(learning_rate=0.1)
+      >>> state = opt.init({"w": jnp.zeros(2)})
+      >>> state = set_hyperparams(state, learning_rate=0.01)
+      >>> float(state.hyperparams["learning_rate"])
+      0.009999999776482582
+    """
+    factory_name, signature, static_names = _checked_factory(optimizer_factory, static_args)
 
     @functools.wraps(optimizer_factory)
     def build(*args: Any, **kwargs: Any) -> GradientTransformation:
-        try:
-            bound = signature.bind(*args, **kwargs)
-        except TypeError as error:
-            raise TypeError(f"{factory_name}: {error}") from None
-        bound.apply_defaults()
-        arguments = {}
-        for name, value in bound.arguments.items():
-            if signature.parameters[name].kind is inspect.Parameter.VAR_KEYWORD:
-                arguments.update(value)
-            else:
-                arguments[name] = value
-
+        arguments = _keyword_arguments(factory_name, signature, args, kwargs)
         dtype = jnp.result_type(float)
         static, numeric, schedules = {}, {}, {}
         for name, value in arguments.items():
@@ -156,48 +194,77 @@ def inject_hyperparams(
             else:
                 numeric[name] = _as_hyperparam(name, value, dtype)
 
-        def evaluate(count: jax.Array) -> dict[str, jax.Array]:
-            return {name: _as_hyperparam(name, schedule(count), dtype) for name, schedule in schedules.items()}
+        def evaluate(counts: dict[str, jax.Array]) -> dict[str, jax.Array]:
+            return {name: _as_hyperparam(name, schedule(counts[name]), dtype) for name, schedule in schedules.items()}
 
-        # Built once now, so the factory's own checks reject bad values before any step runs.
-        optimizer_factory(**static, **numeric, **evaluate(init_count()))
+        fresh = {name: init_count() for name in schedules}
+        # Built once now, so the factory's own checks reject bad values before any step runs, and
+        # so the result is declared element-wise exactly when the optimizer it injects into is.
+        example = optimizer_factory(**static, **numeric, **evaluate(fresh))
 
-        def init(params: Params) -> InjectHyperparamsState:
-            scheduled = evaluate(init_count())
-            inner = optimizer_factory(**static, **numeric, **scheduled)
-            return InjectHyperparamsState(init_count(), dict(numeric), scheduled, inner.init(params))
+        def init(params: Params) -> InjectStatefulHyperparamsState:
+            values = {**numeric, **evaluate(fresh)}
+            inner = optimizer_factory(**static, **values)
+            states = {name: WrappedScheduleState(count) for name, count in fresh.items()}
+            return InjectStatefulHyperparamsState(init_count(), values, states, inner.init(params))
 
         def update(
-            updates: Updates, state: InjectHyperparamsState, params: Params | None = None
-        ) -> tuple[Updates, InjectHyperparamsState]:
-            if not isinstance(state, InjectHyperparamsState) or set(state.hyperparams) != set(numeric):
+            updates: Updates, state: InjectStatefulHyperparamsState, params: Params | None = None, **extra_args: Any
+        ) -> tuple[Updates, InjectStatefulHyperparamsState]:
+            if (
+                not isinstance(state, InjectStatefulHyperparamsState)
+                or set(state.hyperparams) != set(numeric) | set(schedules)
+                or set(state.hyperparams_states) != set(schedules)
+            ):
                 raise ValueError(
-                    f"inject_hyperparams({factory_name}).update: state must be the InjectHyperparamsState made "
-                    f"by this optimizer's init, with hyperparams {sorted(numeric)}"
+                    f"inject_hyperparams({factory_name}).update: state must be the InjectStatefulHyperparamsState "
+                    f"made by this optimizer's init, with hyperparams {sorted(set(numeric) | set(schedules))}"
                 )
-            scheduled = evaluate(state.count)
-            inner = optimizer_factory(**static, **state.hyperparams, **scheduled)
-            updates, inner_state = inner.update(updates, state.inner_state, params)
-            return updates, InjectHyperparamsState(
-                increment_count(state.count), state.hyperparams, scheduled, inner_state
-            )
+            scheduled = evaluate({name: state.hyperparams_states[name].count for name in schedules})
+            values = {**{name: state.hyperparams[name] for name in numeric}, **scheduled}
+            inner = optimizer_factory(**static, **values)
+            updates, inner_state = update_with_extra_args(inner, updates, state.inner_state, params, extra_args)
+            states = {
+                name: WrappedScheduleState(increment_count(state.hyperparams_states[name].count)) for name in schedules
+            }
+            return updates, InjectStatefulHyperparamsState(increment_count(state.count), values, states, inner_state)
 
-        return GradientTransformation(init, update)
+        return transformation(init, update, example)
 
     return build
 
 
+_INJECTED = (InjectStatefulHyperparamsState, optax.InjectStatefulHyperparamsState)
+"""Ours, and optax's (same fields), which :func:`set_hyperparams` changes alike."""
+
+
 def _is_injected(node: Any) -> bool:
-    return isinstance(node, InjectHyperparamsState)
+    return isinstance(node, _INJECTED)
+
+
+def _replace_value(name: str, current: Any, value: Any) -> Any:
+    """``value`` in place of the one array inside ``current``, in ``current``'s container (a bare
+    array, or a wrapper such as a ``flax.nnx`` variable), dtype and shape."""
+    leaves, treedef = jax.tree.flatten(current)
+    if len(leaves) != 1:
+        raise ValueError(f"set_hyperparams: {name} must hold one array, got {len(leaves)}")
+    array = jnp.asarray(leaves[0])
+    new = _as_hyperparam(name, value, array.dtype)
+    if new.shape != array.shape:
+        raise ValueError(f"set_hyperparams: {name} must have shape {array.shape}, got {new.shape}")
+    if not _checks.is_traced(new) and not bool(np.all(np.isfinite(np.asarray(new)))):
+        raise ValueError(f"set_hyperparams: {name} must be finite, got {value!r}")
+    return jax.tree.unflatten(treedef, [new])
 
 
 def set_hyperparams(state: Any, **values: Any) -> Any:
     """A copy of ``state`` whose next update uses ``values`` (``learning_rate=1e-4`` ...).
 
-    ``state`` is an :class:`InjectHyperparamsState` or any pytree holding exactly one (a
-    training loop's wrapped state, for instance). Each value keeps the dtype and shape of
-    the one it replaces, so a jitted step accepts the new state without recompiling. Works
-    inside ``jax.jit`` too (a traced value is stored unchecked).
+    ``state`` is an :class:`InjectStatefulHyperparamsState`, or optax's, or any pytree
+    holding exactly one (a training loop's wrapped state, ``flax.nnx.Optimizer.opt_state`` ...). Each value keeps
+    the dtype, shape and container of the one it replaces, and the rest of ``state`` is kept
+    as it is, so a jitted step, ``nnx.jit`` included, accepts the new state without tracing
+    again. Works inside ``jax.jit`` too (a traced value is stored unchecked).
 
     Raises:
       TypeError: ``state`` holds no injected hyperparameters, or a value is not a number.
@@ -216,32 +283,29 @@ def set_hyperparams(state: Any, **values: Any) -> Any:
     """
     if not values:
         raise TypeError("set_hyperparams: give the values to set as keywords, e.g. learning_rate=1e-4")
-    found = [node for node in jax.tree.leaves(state, is_leaf=_is_injected) if _is_injected(node)]
+    found = find_states(state, _INJECTED)
     if not found:
         raise TypeError(
-            "set_hyperparams: state holds no InjectHyperparamsState; build the optimizer with "
+            "set_hyperparams: state holds no InjectStatefulHyperparamsState; build the optimizer with "
             "inject_hyperparams(factory)(...) to change its hyperparameters between steps"
         )
     if len(found) > 1:
-        raise ValueError(f"set_hyperparams: state holds {len(found)} InjectHyperparamsState; pass the one to change")
+        raise ValueError(
+            f"set_hyperparams: state holds {len(found)} InjectStatefulHyperparamsState; pass the one to change"
+        )
     target = found[0]
     hyperparams = dict(target.hyperparams)
     for name, value in values.items():
-        if name in target.scheduled:
+        if name in target.hyperparams_states:
             raise ValueError(
                 f"set_hyperparams: {name} is driven by a schedule, which would overwrite it at the next step; "
                 f"build the optimizer with {name} as a number to set it by hand"
             )
         if name not in hyperparams:
-            raise ValueError(f"set_hyperparams: unknown hyperparameter {name!r}; settable: {sorted(hyperparams)}")
+            settable = sorted(set(hyperparams) - set(target.hyperparams_states))
+            raise ValueError(f"set_hyperparams: unknown hyperparameter {name!r}; settable: {settable}")
         if _is_static(value) or callable(value):
             raise TypeError(f"set_hyperparams: {name} must be a number or numeric array, got {value!r}")
-        current = hyperparams[name]
-        new = _as_hyperparam(name, value, current.dtype)
-        if new.shape != current.shape:
-            raise ValueError(f"set_hyperparams: {name} must have shape {current.shape}, got {new.shape}")
-        if not _checks.is_traced(new) and not bool(np.all(np.isfinite(np.asarray(new)))):
-            raise ValueError(f"set_hyperparams: {name} must be finite, got {value!r}")
-        hyperparams[name] = new
+        hyperparams[name] = _replace_value(name, hyperparams[name], value)
     replacement = target._replace(hyperparams=hyperparams)
     return jax.tree.map(lambda node: replacement if node is target else node, state, is_leaf=_is_injected)

@@ -6,37 +6,65 @@ average damps oscillations across a valley while the consistent direction adds u
 
 from __future__ import annotations
 
+from typing import Any, NamedTuple
+
 import jax
 
 from jaxopt_notes import _checks
-from jaxopt_notes._numerics import increment_count, init_count, zeros_like_tree
-from jaxopt_notes.averaging import EwaState, ewa
-from jaxopt_notes.base import GradientTransformation, Params, Schedule, Updates, chain
+from jaxopt_notes._numerics import zeros_like_tree
+from jaxopt_notes.averaging import ewa
+from jaxopt_notes.base import ElementwiseTransformation, GradientTransformation, Params, Schedule, Updates, chain
 from jaxopt_notes.learning_rate import scale_by_learning_rate
 
 
-def trace(decay: float, *, nesterov: bool = False) -> GradientTransformation:
+class TraceState(NamedTuple):
+    """State of :func:`trace`, laid out as ``optax.trace``'s: ``trace``, the buffer ``v``."""
+
+    trace: Updates
+
+
+def trace(decay: float, nesterov: bool = False, accumulator_dtype: Any = None) -> GradientTransformation:
     """The undampened momentum buffer ``v = decay * v + g`` (optax's ``trace``).
 
-    Outputs ``v``, or ``g + decay * v`` with ``nesterov=True``. Its state is an
-    :class:`~jaxopt_notes.EwaState` (``count``, ``mu``), the same shape as :func:`ewa`'s, so the
-    dampened and undampened forms of :func:`momentum` share one checkpoint layout.
-    Equals ``optax.trace(decay, nesterov=nesterov)``.
+    Outputs ``v``, or ``g + decay * v`` with ``nesterov=True``. ``decay`` may be 1 (a plain
+    sum of the gradients: there is no bias correction to divide by zero).
+
+    Args:
+      decay: in [0, 1].
+      nesterov: the look-ahead output ``g + decay * v``.
+      accumulator_dtype: dtype of the stored buffer; ``None`` keeps each parameter's dtype.
+        The output is computed before the buffer is cast, as in optax.
+
+    Equals ``optax.trace(decay, nesterov, accumulator_dtype)``.
+
+    Example:
+      >>> import jax.numpy as jnp, jaxopt_notes as jn
+      >>> tx = jn.trace(1.0)
+      >>> state = tx.init(jnp.zeros(2))
+      >>> v, state = tx.update(jnp.ones(2), state)
+      >>> v, state = tx.update(jnp.ones(2), state)
+      >>> v
+      Array([2., 2.], dtype=float32)
     """
-    _checks.check_decay("decay", decay)
+    _checks.check_decay("decay", decay, allow_one=True)
+    _checks.check_dtype("accumulator_dtype", accumulator_dtype)
 
-    def init(params: Params) -> EwaState:
+    def init(params: Params) -> TraceState:
         _checks.check_params("trace", params)
-        return EwaState(init_count(), zeros_like_tree(params))
+        return TraceState(zeros_like_tree(params, accumulator_dtype))
 
-    def update(updates: Updates, state: EwaState, params: Params | None = None) -> tuple[Updates, EwaState]:
-        del params
-        _checks.check_updates_match("trace", updates, state.mu)
-        mu = jax.tree.map(lambda g, v: (decay * v + g).astype(v.dtype), updates, state.mu)
-        outputs = jax.tree.map(lambda g, v: g + decay * v, updates, mu) if nesterov else mu
-        return outputs, EwaState(increment_count(state.count), mu)
+    def update(
+        updates: Updates, state: TraceState, params: Params | None = None, **extra_args: Any
+    ) -> tuple[Updates, TraceState]:
+        del params, extra_args
+        _checks.check_state("trace", state, TraceState)
+        _checks.check_updates_match("trace", updates, state.trace)
+        buffer = jax.tree.map(lambda g, v: g + decay * v, updates, state.trace)
+        outputs = jax.tree.map(lambda g, v: g + decay * v, updates, buffer) if nesterov else buffer
+        stored = jax.tree.map(lambda new, old: new.astype(old.dtype), buffer, state.trace)
+        return outputs, TraceState(stored)
 
-    return GradientTransformation(init, update)
+    return ElementwiseTransformation(init, update)
 
 
 def momentum(
@@ -45,6 +73,7 @@ def momentum(
     *,
     dampened: bool = True,
     nesterov: bool = False,
+    accumulator_dtype: Any = None,
 ) -> GradientTransformation:
     """Gradient descent with momentum, exactly the notes' form by default::
 
@@ -53,17 +82,27 @@ def momentum(
 
     Args:
       learning_rate: alpha, a number or a schedule ``step -> value``.
-      beta: 0.9 is the notes' robust default. No bias correction, as the notes advise.
+      beta: in [0, 1); 0.9 is the notes' robust default. No bias correction, as the notes
+        advise; undampened, beta = 1 is accepted too (a plain sum, as in optax).
       dampened: ``False`` drops the ``(1 - beta)`` factor, ``v = beta * v + dW`` (optax's and
         PyTorch's form); scale alpha by ``1 - beta`` to take the same steps.
       nesterov: look-ahead form; needs ``dampened=False``, as in optax.
+      accumulator_dtype: dtype of ``v`` (``optax.sgd``'s ``accumulator_dtype``); ``None``
+        keeps each parameter's dtype.
+
+    The state is ``(EmaState, ScaleByLearningRateState)`` dampened, and
+    ``(TraceState, ScaleByLearningRateState)`` undampened, as ``optax.sgd(lr, momentum=beta)``
+    (a schedule gives a ``ScaleByScheduleState``).
 
     Warning:
       ``optax.sgd(lr, momentum=beta)`` is the undampened form: with the same ``lr`` it takes
       steps ``1 / (1 - beta)`` times (10x at beta = 0.9) larger than this default.
     """
-    _checks.check_decay("beta", beta)  # checked here too so the error names this argument, not ewa's `decay`
+    _checks.check_decay("beta", beta, allow_one=not dampened)  # checked here so the error names this argument
     if nesterov and dampened:
         raise ValueError("momentum: nesterov=True needs dampened=False (the undampened buffer v = beta * v + dW)")
-    buffer = ewa(beta) if dampened else trace(beta, nesterov=nesterov)
+    if dampened:
+        buffer = ewa(beta, dtype=accumulator_dtype)
+    else:
+        buffer = trace(beta, nesterov=nesterov, accumulator_dtype=accumulator_dtype)
     return chain(buffer, scale_by_learning_rate(learning_rate))

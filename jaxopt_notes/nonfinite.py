@@ -20,28 +20,41 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxopt_notes import _checks
 from jaxopt_notes._numerics import all_finite, increment_count, init_count
-from jaxopt_notes.base import GradientTransformation, Params, Updates
+from jaxopt_notes.base import (
+    GradientTransformation,
+    Params,
+    Updates,
+    find_states,
+    transformation,
+    update_with_extra_args,
+)
 
 
-class SkipNonfiniteState(NamedTuple):
-    """State of :func:`skip_nonfinite`.
+class ApplyIfFiniteState(NamedTuple):
+    """State of :func:`skip_nonfinite`, laid out as ``optax.apply_if_finite``'s (same class
+    and field names) with one more field.
 
     Attributes:
-      consecutive_nonfinite: non-finite steps in a row up to now, 0 after a finite step
-        (int32, saturating).
-      total_nonfinite: non-finite steps since ``init``, never reset (int32, saturating).
-      total_skipped: steps actually skipped; differs from ``total_nonfinite`` once
-        ``max_consecutive`` has been exceeded and non-finite updates were let through.
+      notfinite_count: non-finite steps in a row up to now, 0 after a finite step (int32,
+        saturating).
       last_finite: whether the latest gradients were all finite (bool scalar).
+      total_notfinite: non-finite steps since ``init``, never reset (int32, saturating).
       inner_state: the wrapped transform's state.
+      total_skipped: steps actually skipped; differs from ``total_notfinite`` once
+        ``max_consecutive`` has been exceeded and non-finite updates were let through.
     """
 
-    consecutive_nonfinite: jax.Array
-    total_nonfinite: jax.Array
-    total_skipped: jax.Array
+    notfinite_count: jax.Array
     last_finite: jax.Array
+    total_notfinite: jax.Array
     inner_state: Any
+    total_skipped: jax.Array
+
+
+SkipNonfiniteState = ApplyIfFiniteState
+"""The former name of :class:`ApplyIfFiniteState`."""
 
 
 def skip_nonfinite(transform: optax.GradientTransformation, *, max_consecutive: int = 10) -> GradientTransformation:
@@ -67,57 +80,52 @@ def skip_nonfinite(transform: optax.GradientTransformation, *, max_consecutive: 
       >>> int(state.total_skipped)  # the NaN step changed nothing
       1
     """
-    if not (callable(getattr(transform, "init", None)) and callable(getattr(transform, "update", None))):
-        raise TypeError(
-            f"skip_nonfinite: transform must be a gradient transformation with init and update, "
-            f"got {type(transform).__name__}"
-        )
-    if isinstance(max_consecutive, bool) or not isinstance(max_consecutive, int) or max_consecutive < 0:
-        raise ValueError(f"skip_nonfinite: max_consecutive must be an int >= 0, got {max_consecutive!r}")
+    _checks.check_transformation("skip_nonfinite: transform", transform)
+    _checks.check_int("skip_nonfinite: max_consecutive", max_consecutive, minimum=0)
 
-    def init(params: Params) -> SkipNonfiniteState:
-        return SkipNonfiniteState(
-            consecutive_nonfinite=init_count(),
-            total_nonfinite=init_count(),
-            total_skipped=init_count(),
+    def init(params: Params) -> ApplyIfFiniteState:
+        return ApplyIfFiniteState(
+            notfinite_count=init_count(),
             last_finite=jnp.array(True),
+            total_notfinite=init_count(),
             inner_state=transform.init(params),
+            total_skipped=init_count(),
         )
+
+    def inner_update(updates: Updates, inner_state: Any, params: Params | None, extra_args: dict) -> tuple:
+        return update_with_extra_args(transform, updates, inner_state, params, extra_args)
 
     def update(
-        updates: Updates, state: SkipNonfiniteState, params: Params | None = None
-    ) -> tuple[Updates, SkipNonfiniteState]:
+        updates: Updates, state: ApplyIfFiniteState, params: Params | None = None, **extra_args: Any
+    ) -> tuple[Updates, ApplyIfFiniteState]:
         finite = all_finite(updates)
-        consecutive = jnp.where(finite, init_count(), increment_count(state.consecutive_nonfinite))
+        consecutive = jnp.where(finite, init_count(), increment_count(state.notfinite_count))
         apply = finite | (consecutive > max_consecutive)
         # The skip branch must return exactly the inner update's types, which may differ from
         # the gradients' (float16 gradients with float32 moments give float32 updates).
-        out_shapes = jax.eval_shape(transform.update, updates, state.inner_state, params)[0]
+        out_shapes = jax.eval_shape(inner_update, updates, state.inner_state, params, extra_args)[0]
 
         def skip() -> tuple[Updates, Any]:
             zeros = jax.tree.map(lambda leaf: jnp.full(leaf.shape, -0.0, leaf.dtype), out_shapes)
             return zeros, state.inner_state
 
         new_updates, inner_state = jax.lax.cond(
-            apply, lambda: transform.update(updates, state.inner_state, params), skip
+            apply, lambda: inner_update(updates, state.inner_state, params, extra_args), skip
         )
-        new_state = SkipNonfiniteState(
-            consecutive_nonfinite=consecutive,
-            total_nonfinite=jnp.where(finite, state.total_nonfinite, increment_count(state.total_nonfinite)),
-            total_skipped=jnp.where(apply, state.total_skipped, increment_count(state.total_skipped)),
+        new_state = ApplyIfFiniteState(
+            notfinite_count=consecutive,
             last_finite=finite,
+            total_notfinite=jnp.where(finite, state.total_notfinite, increment_count(state.total_notfinite)),
             inner_state=inner_state,
+            total_skipped=jnp.where(apply, state.total_skipped, increment_count(state.total_skipped)),
         )
         return new_updates, new_state
 
-    return GradientTransformation(init, update)
+    return transformation(init, update, transform)
 
 
 def skipped_steps(state: Any) -> jax.Array | None:
-    """``total_skipped`` of the first :class:`SkipNonfiniteState` in an optimizer state (searched
+    """``total_skipped`` of the first :class:`ApplyIfFiniteState` in an optimizer state (searched
     depth first through chains and wrappers), or ``None`` if there is none."""
-    found = jax.tree.leaves(state, is_leaf=lambda node: isinstance(node, SkipNonfiniteState))
-    for node in found:
-        if isinstance(node, SkipNonfiniteState):
-            return node.total_skipped
-    return None
+    found = find_states(state, ApplyIfFiniteState)
+    return found[0].total_skipped if found else None

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
@@ -65,27 +65,67 @@ class Layout:
     slots: tuple[tuple[int, int, tuple[int, ...]], ...]
     sizes: tuple[int, ...]
 
+    def __call__(self, buffers: tuple[Any, ...]) -> Params:
+        """The pytree laid out in ``buffers`` (plain slices; :func:`unpack` for gradients)."""
+        return jax.tree.unflatten(self.treedef, _slices(tuple(buffers), self))
+
 
 @jax.tree_util.register_pytree_node_class
-class Packed:
+class Packed(tuple):
     """One flat buffer per dtype, plus the static :class:`Layout` that unpacks them.
 
     The buffers are the pytree's leaves, so transforms, ``jax.grad``, ``jit`` donation and
     checkpoints see a handful of arrays instead of the model's many.
+
+    Serialization: ``flax.serialization`` and orbax store the buffers and take the layout
+    from the target they restore into, as for any other optimizer state, without this
+    package importing flax. For that, a ``Packed`` presents itself to flax as a NamedTuple
+    of ``buffers`` and ``unpacker`` (the layout wrapped in a ``jax.tree_util.Partial``, whose
+    function flax keeps from the target); it is still compared by identity, like any object.
     """
 
-    __slots__ = ("buffers", "layout")
+    __slots__ = ()
+    _fields = ("buffers", "unpacker")
 
-    def __init__(self, buffers: tuple[Any, ...], layout: Layout):
-        self.buffers = tuple(buffers)
-        self.layout = layout
+    def __new__(cls, buffers: tuple[Any, ...], unpacker: Any = None, *, layout: Layout | None = None) -> Packed:
+        restored = layout is None
+        if restored:
+            layout = getattr(unpacker, "func", unpacker)
+        if not isinstance(layout, Layout):
+            raise TypeError(f"Packed: layout must be a Layout made by pack, got {type(layout).__name__}")
+        packed = super().__new__(cls, (tuple(buffers), jax.tree_util.Partial(layout)))
+        if restored:
+            _check_packed("Packed (restored)", packed)
+        return packed
+
+    def __getnewargs__(self) -> tuple[Any, ...]:
+        return (self.buffers, self.unpacker)
+
+    __eq__ = object.__eq__
+    __ne__ = object.__ne__
+    __hash__ = object.__hash__
+
+    @property
+    def buffers(self) -> tuple[Any, ...]:
+        """The flat buffers, one per dtype."""
+        return tuple.__getitem__(self, 0)
+
+    @property
+    def unpacker(self) -> jax.tree_util.Partial:
+        """The layout as a ``Partial``: ``packed.unpacker(packed.buffers)`` is the pytree."""
+        return tuple.__getitem__(self, 1)
+
+    @property
+    def layout(self) -> Layout:
+        """Where each leaf lives in the buffers."""
+        return cast(Layout, self.unpacker.func)
 
     def tree_flatten(self) -> tuple[tuple[Any, ...], Layout]:
         return self.buffers, self.layout
 
     @classmethod
     def tree_unflatten(cls, layout: Layout, buffers: tuple[Any, ...]) -> Packed:
-        return cls(buffers, layout)
+        return cls(buffers, layout=layout)
 
     def unpack(self) -> Params:
         """The original pytree; see :func:`unpack`."""
@@ -96,12 +136,57 @@ class Packed:
         return f"Packed({len(self.layout.slots)} leaves in {parts})"
 
 
+def _is_split_across_devices(leaf: Any) -> bool:
+    """A concrete JAX array whose sharding splits it over several devices (not one device, not
+    fully replicated). A traced value's placement is not known here."""
+    sharding = getattr(leaf, "sharding", None)
+    if sharding is None or _checks.is_traced(leaf):
+        return False
+    return len(sharding.device_set) > 1 and not sharding.is_fully_replicated
+
+
+def _check_unsharded(path: tuple, leaf: Any) -> None:
+    if _is_split_across_devices(leaf):
+        raise ValueError(
+            f"pack: params{_checks.path_str(path)} is sharded over {len(leaf.sharding.device_set)} devices "
+            f"({leaf.sharding}); one flat buffer cannot keep each leaf's sharding, so packing would silently "
+            "replicate it. Train sharded parameters unpacked (see packable)"
+        )
+
+
+def packable(params: Params) -> bool:
+    """Whether :func:`pack` lays ``params`` out faithfully: at least one leaf, every leaf an
+    array or a number, and none split over several devices (a sharded leaf cannot keep its
+    sharding inside one flat buffer, and :func:`pack` refuses it). ``False`` for a
+    :class:`Packed`, which is packed already.
+
+    Example:
+      >>> import jax.numpy as jnp, jaxopt_notes as jn
+      >>> jn.packable({"w": jnp.ones((2, 2)), "b": jnp.zeros(2)}), jn.packable({"w": "not an array"})
+      (True, False)
+    """
+    if isinstance(params, Packed):
+        return False
+    leaves = jax.tree.leaves(params)
+    if not leaves:
+        return False
+    for leaf in leaves:
+        if _is_split_across_devices(leaf):
+            return False
+        try:
+            jnp.asarray(leaf)
+        except TypeError:
+            return False
+    return True
+
+
 def pack(params: Params) -> Packed:
     """Lays the leaves of ``params`` end to end, one flat buffer per dtype.
 
     Args:
       params: a pytree of arrays (any dtypes; each dtype gets its own buffer, so nothing is
-        cast). Must hold at least one leaf.
+        cast). Must hold at least one leaf, and none sharded over several devices: such a
+        leaf is refused with its path, since one buffer cannot keep its sharding.
 
     Returns:
       a :class:`Packed` whose ``unpack()`` gives ``params`` back exactly.
@@ -122,6 +207,7 @@ def pack(params: Params) -> Packed:
     pieces: list[list[Any]] = []
     slots = []
     for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
+        _check_unsharded(path, leaf)
         try:
             leaf = jnp.asarray(leaf)
         except TypeError:
@@ -138,7 +224,7 @@ def pack(params: Params) -> Packed:
         sizes[index] += leaf.size
         pieces[index].append(leaf.reshape(-1))
     buffers = tuple(jnp.concatenate(group) if len(group) > 1 else group[0] for group in pieces)
-    return Packed(buffers, Layout(treedef, tuple(dtypes), tuple(slots), tuple(sizes)))
+    return Packed(buffers, layout=Layout(treedef, tuple(dtypes), tuple(slots), tuple(sizes)))
 
 
 def _check_packed(where: str, packed: Any) -> None:
@@ -222,20 +308,49 @@ def unpack(packed: Packed, *, grads_into: Packed | None = None) -> Params:
     return jax.tree.unflatten(packed.layout.treedef, _unpack_leaves(packed.buffers, into, packed.layout))
 
 
-def _probe(params: Params, seed: int) -> Params:
-    """Small stand-ins for ``params``: the same tree, dtypes and ranks, at most 3 per axis.
-    Leaves that share a buffer get scales from 1e-2 to 1e2 in turn, so that anything computed
-    per leaf (a norm, a clip, a trust ratio) differs from the same thing over the buffer."""
+_PROBE_SIDE = 256
+"""A probe leaf keeps each side of its parameter up to this many elements: enough for the shape
+rules of per-leaf transforms (adafactor factors a matrix from 128 x 128 on) to act as they will."""
+
+
+def _probe_exponents(count: int, dtype: Any, reverse: bool) -> np.ndarray:
+    """Powers of ten for ``count`` leaves sharing one buffer, from ``10**e`` down to ``10**-e``
+    (reversed when ``reverse``), e as large as the dtype allows with room for squares and
+    sums (9 in float32 and wider, 1 in float16). A per-leaf threshold t (a clip at an rms of t)
+    anywhere in between lies between two leaves: the leaf above it is clipped alone when
+    unpacked, the whole buffer when packed."""
+    top = min(9, int(np.log10(float(jnp.finfo(dtype).max)) // 4))
+    exponents = np.linspace(top, -top, count) if count > 1 else np.array([top], float)
+    return exponents[::-1] if reverse else exponents
+
+
+def _probe(params: Params, seed: int, *, reverse: bool = False) -> Params:
+    """Stand-ins for ``params``: the same tree, dtypes and ranks, sides capped at
+    :data:`_PROBE_SIDE`, normal noise scaled per leaf (:func:`_probe_exponents`), so that
+    anything computed per leaf (a norm, a clip, a trust ratio) differs from the same thing
+    over the buffer. Gradients are probed with ``reverse``: their largest leaf is the
+    parameters' smallest, so ratios of the two (LARS, LAMB) differ from leaf to leaf too."""
     rng = np.random.default_rng(seed)
     leaves, treedef = jax.tree.flatten(params)
-    seen: dict[str, int] = {}
+    dtypes = [jnp.result_type(leaf) for leaf in leaves]
+    exponents = {dtype: iter(_probe_exponents(dtypes.count(dtype), dtype, reverse)) for dtype in dict.fromkeys(dtypes)}
     stand_ins = []
-    for leaf in leaves:
-        dtype = jnp.result_type(leaf)
-        position = seen[str(dtype)] = seen.get(str(dtype), -1) + 1
-        shape = tuple(min(side, 3) for side in np.shape(leaf))
-        stand_ins.append(jnp.asarray(10.0 ** (position % 5 - 2) * rng.standard_normal(shape)).astype(dtype))
+    for leaf, dtype in zip(leaves, dtypes, strict=True):
+        shape = tuple(min(side, _PROBE_SIDE) for side in np.shape(leaf))
+        noise = 10.0 ** next(exponents[dtype]) * rng.standard_normal(shape)
+        stand_ins.append(jnp.asarray(noise).astype(dtype))
     return jax.tree.unflatten(treedef, stand_ins)
+
+
+def _same_update(ours: Any, theirs: Any) -> bool:
+    """Whether two updates of one leaf agree to the rounding of their dtype, relative to the
+    leaf's own scale (a leaf of scale 1e-9 is compared as closely as one of scale 1e9)."""
+    eps = float(jnp.finfo(jnp.result_type(ours)).eps)
+    ours, theirs = (np.asarray(a) for a in (ours, theirs))
+    ours, theirs = (a.astype(np.complex128 if np.iscomplexobj(a) else np.float64) for a in (ours, theirs))
+    scale = max(np.max(np.abs(a[np.isfinite(a)]), initial=0.0) for a in (ours, theirs))
+    tolerance = max(1e-4, 8 * eps)
+    return bool(np.allclose(ours, theirs, rtol=tolerance, atol=tolerance * scale, equal_nan=True))
 
 
 def check_elementwise(transform: optax.GradientTransformation, params: Params, *, steps: int = 2) -> None:
@@ -243,10 +358,12 @@ def check_elementwise(transform: optax.GradientTransformation, params: Params, *
 
     A transform that reads a whole leaf (a per-leaf norm, clip or trust ratio, a factored
     second moment) would compute it over a whole packed buffer instead and silently change
-    the training. This runs ``transform`` for ``steps`` updates on small stand-ins for
-    ``params`` (same structure, dtypes and ranks, a different scale per leaf), once as a
-    pytree and once packed, and raises if the two differ. It costs a few small eager steps.
-    Every transform of this library passes; so do optax's element-wise ones.
+    the training. This runs ``transform`` for ``steps`` updates on stand-ins for ``params``
+    (same structure, dtypes and ranks, sides capped at 256, scales from ``1e9`` down to
+    ``1e-9`` across the leaves of a buffer so any per-leaf threshold between falls between two
+    leaves), once as a pytree and once packed, and raises if the two differ. It costs a few
+    eager steps. Every transform of this library passes (and declares itself element-wise, so
+    :func:`~jaxopt_notes.fit` skips the probe); so do optax's element-wise ones.
 
     Args:
       transform: the optimizer about to be run on packed parameters.
@@ -271,7 +388,7 @@ def check_elementwise(transform: optax.GradientTransformation, params: Params, *
     tree_state = transform.init(probe)
     packed_state = transform.init(packed_probe)
     for step in range(1, steps + 1):
-        grads = _probe(params, seed=step)
+        grads = _probe(params, seed=step, reverse=True)
         tree_updates, tree_state = transform.update(grads, tree_state, probe)
         try:
             packed_updates, packed_state = transform.update(pack(grads), packed_state, packed_probe)
@@ -284,8 +401,7 @@ def check_elementwise(transform: optax.GradientTransformation, params: Params, *
         for (path, ours), theirs in zip(
             jax.tree_util.tree_flatten_with_path(tree_updates)[0], jax.tree.leaves(packed_updates)
         ):
-            ours, theirs = np.asarray(ours, np.float64), np.asarray(theirs, np.float64)
-            if not np.allclose(ours, theirs, rtol=1e-4, atol=1e-6, equal_nan=True):
+            if not _same_update(ours, theirs):
                 raise ValueError(
                     f"check_elementwise: the transform is not element-wise: at step {step} its update of "
                     f"params{_checks.path_str(path)} changes when the leaves are packed into one buffer (it "

@@ -140,7 +140,7 @@ def test_count_saturates_instead_of_wrapping():
     near_max = jnp.int32(np.iinfo(np.int32).max - 1)
     assert int(increment_count(near_max)) == np.iinfo(np.int32).max
     assert int(increment_count(increment_count(near_max))) == np.iinfo(np.int32).max
-    tx = jn.adam(0.1)
+    tx = jn.adam(lambda step: 0.1 + 0.0 * step)  # a schedule, whose state counts too
     adam_state, lr_state = tx.init(PARAMS)
     state = (adam_state._replace(count=near_max), lr_state._replace(count=near_max))
     for _ in range(3):

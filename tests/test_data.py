@@ -281,13 +281,13 @@ def test_memmap_larger_than_allowed_memory(tmp_path):
 
 @pytest.mark.parametrize("bad", [0, -3])
 def test_bad_batch_size_value(bad):
-    with pytest.raises(ValueError, match="batch_size must be an int >= 1"):
+    with pytest.raises(ValueError, match="batch_size must be an integer >= 1"):
         minibatches(np.ones((4, 2)), batch_size=bad)
 
 
 @pytest.mark.parametrize("bad", [2.5, True, "3", None])
 def test_bad_batch_size_type(bad):
-    with pytest.raises(TypeError, match="batch_size must be an int >= 1"):
+    with pytest.raises(TypeError, match="batch_size must be an integer >= 1"):
         minibatches(np.ones((4, 2)), batch_size=bad)
 
 

@@ -14,9 +14,11 @@ def test_examples_exist():
     promised = {
         "chain_with_optax.py",
         "counting_minima.py",
+        "fit_batchnorm_dropout.py",
         "logistic_regression.py",
         "manual_decay.py",
         "mlp_digits.py",
+        "multi_process.py",
         "notes_formulas.py",
         "packed_model.py",
         "saddle_escape.py",

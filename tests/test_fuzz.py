@@ -36,7 +36,7 @@ from jaxopt_notes.testing import strategies as st_jn
 
 STEPS = 40
 INT32_MAX = int(np.iinfo(np.int32).max)
-COUNTER_FIELDS = ("count", "consecutive_nonfinite", "total_nonfinite", "total_skipped")
+COUNTER_FIELDS = ("count", "notfinite_count", "total_notfinite", "total_skipped")
 
 SCHEDULES = {
     "sgd+inverse_time_decay": lambda h: jn.inverse_time_decay(h["lr"], 1.0, steps_per_epoch=7),
@@ -208,7 +208,8 @@ def test_counters_saturate_at_int32_max(family):
         for path, leaf in jax.tree_util.tree_leaves_with_path(state)
         if getattr(path[-1], "name", None) in COUNTER_FIELDS
     ]
-    assert counters, f"{family} has no step counter to test"
+    if not counters:  # a constant rate keeps no count, as in optax (tests/test_state_layout.py)
+        pytest.skip(f"{family} keeps no step counter, as its optax twin")
     start = saturate_counters(state, INT32_MAX - 3)
     _, final, flags = run(optimizer, params, start, seed=0, grad_scale=1.0, zero_fraction=0.0, steps=6)
     assert flags.all(), flags
@@ -220,7 +221,7 @@ def test_counters_saturate_at_int32_max(family):
         skipping = start
         for _ in range(5):
             skipping = optimizer.update(nan_grads, skipping, params)[1]
-        assert int(skipping.total_nonfinite) == int(skipping.consecutive_nonfinite) == INT32_MAX
+        assert int(skipping.total_notfinite) == int(skipping.notfinite_count) == INT32_MAX
         assert int(skipping.total_skipped) == INT32_MAX - 3  # past max_consecutive: let through
     grads = {"w": jnp.full((2, 3), 0.5), "b": jnp.full(3, -0.25)}
     at_max = optimizer.update(grads, saturate_counters(state, INT32_MAX), params)[0]

@@ -36,7 +36,7 @@ def test_equals_optax_inject_hyperparams_adam_over_50_steps(schedule):
         _, ours_state = update(grads, ours_state, PARAMS)
         _, ref_state = reference.update(grads, ref_state, PARAMS)
         expected = ref_state.hyperparams["learning_rate"]
-        np.testing.assert_allclose(ours_state.scheduled["learning_rate"], expected, rtol=1e-6)
+        np.testing.assert_allclose(ours_state.hyperparams["learning_rate"], expected, rtol=1e-6)
         np.testing.assert_allclose(jn.learning_rate_in_use(ours_state), expected, rtol=1e-6)
 
 
@@ -148,7 +148,7 @@ def test_set_hyperparams_inside_jit():
 
 def test_static_arguments_stay_static():
     rms = inject_hyperparams(jn.rmsprop)(learning_rate=0.01, eps_in_sqrt=True)
-    assert set(rms.init(PARAMS).hyperparams) == {"learning_rate", "beta", "eps"}
+    assert set(rms.init(PARAMS).hyperparams) == {"learning_rate", "beta", "eps", "initial_scale"}
     assert_equivalent(rms, optax.rmsprop(0.01, decay=0.9, eps=1e-8, eps_in_sqrt=True), params=PARAMS, steps=10)
 
     nesterov = inject_hyperparams(jn.momentum)(0.05, 0.9, dampened=False, nesterov=True)
@@ -195,9 +195,9 @@ def test_set_hyperparams_errors_name_the_problem():
         set_hyperparams(scheduled, eps=float("nan"))
     with pytest.raises(TypeError, match="give the values"):
         set_hyperparams(scheduled)
-    with pytest.raises(TypeError, match="no InjectHyperparamsState"):
+    with pytest.raises(TypeError, match="no InjectStatefulHyperparamsState"):
         set_hyperparams(jn.adam(0.1).init(PARAMS), learning_rate=0.01)
-    with pytest.raises(ValueError, match="holds 2 InjectHyperparamsState"):
+    with pytest.raises(ValueError, match="holds 2 InjectStatefulHyperparamsState"):
         set_hyperparams((scheduled, scheduled), b1=0.5)
 
 
@@ -215,5 +215,5 @@ def test_inject_hyperparams_errors_name_the_problem():
     with pytest.raises(TypeError, match="positional-only"):
         inject_hyperparams(lambda learning_rate, /: jn.sgd(learning_rate))
     opt = inject_hyperparams(jn.sgd)(learning_rate=0.1)
-    with pytest.raises(ValueError, match="InjectHyperparamsState made by this optimizer's init"):
+    with pytest.raises(ValueError, match="InjectStatefulHyperparamsState made by this optimizer's init"):
         opt.update(PARAMS, jn.sgd(0.1).init(PARAMS))

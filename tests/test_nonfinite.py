@@ -48,8 +48,8 @@ def test_matches_optax_apply_if_finite_step_by_step(max_consecutive, seed):
         reference_params = optax.apply_updates(reference_params, reference_updates)
 
         where = f"step {step}"
-        assert int(ours_state.consecutive_nonfinite) == int(reference_state.notfinite_count), where
-        assert int(ours_state.total_nonfinite) == int(reference_state.total_notfinite), where
+        assert int(ours_state.notfinite_count) == int(reference_state.notfinite_count), where
+        assert int(ours_state.total_notfinite) == int(reference_state.total_notfinite), where
         assert bool(ours_state.last_finite) == bool(reference_state.last_finite), where
         # Equal values; optax's +0.0 updates may flip a -0.0 parameter's sign, ours may not.
         for mine, theirs in zip(jax.tree.leaves(ours_params), jax.tree.leaves(reference_params), strict=True):
@@ -58,8 +58,8 @@ def test_matches_optax_apply_if_finite_step_by_step(max_consecutive, seed):
             jax.tree.leaves(ours_state.inner_state), jax.tree.leaves(reference_state.inner_state), strict=True
         ):
             np.testing.assert_array_equal(mine, theirs, err_msg=where)
-        let_through += int(not bool(ours_state.last_finite) and ours_state.consecutive_nonfinite > max_consecutive)
-    assert int(ours_state.total_skipped) == int(ours_state.total_nonfinite) - let_through
+        let_through += int(not bool(ours_state.last_finite) and ours_state.notfinite_count > max_consecutive)
+    assert int(ours_state.total_skipped) == int(ours_state.total_notfinite) - let_through
     # max_consecutive=0 skips nothing: the first non-finite step already exceeds it.
     assert (int(ours_state.total_skipped) > 0) == (max_consecutive > 0)
 
@@ -75,7 +75,7 @@ def test_wrapping_our_adam_agrees_with_optax_wrapping_optax_adam():
         reference_updates, reference_state = reference_update(grads, reference_state, reference_params)
         ours_params = jn.apply_updates(ours_params, updates)
         reference_params = optax.apply_updates(reference_params, reference_updates)
-        assert int(ours_state.total_nonfinite) == int(reference_state.total_notfinite)
+        assert int(ours_state.total_notfinite) == int(reference_state.total_notfinite)
         for mine, theirs in zip(jax.tree.leaves(ours_params), jax.tree.leaves(reference_params), strict=True):
             np.testing.assert_allclose(mine, theirs, rtol=1e-5, atol=1e-6)
 
@@ -97,7 +97,7 @@ def test_a_skipped_step_changes_no_bit_of_params_or_inner_state(poison):
 
     assert bits(new_params) == bits(params)
     assert bits(new_state.inner_state) == bits(state.inner_state)
-    assert (int(new_state.total_skipped), int(new_state.consecutive_nonfinite)) == (1, 1)
+    assert (int(new_state.total_skipped), int(new_state.notfinite_count)) == (1, 1)
     assert not bool(new_state.last_finite)
     assert int(skipped_steps((new_state, "other"))) == 1
 
@@ -124,13 +124,14 @@ def test_all_finite():
 def test_state_and_helpers():
     state = skip_nonfinite(jn.sgd(0.1)).init(PARAMS)
     assert isinstance(state, SkipNonfiniteState)
-    assert [np.asarray(field).dtype for field in state[:4]] == [np.int32, np.int32, np.int32, np.bool_]
+    counters = ("notfinite_count", "total_notfinite", "total_skipped", "last_finite")
+    assert [np.asarray(getattr(state, name)).dtype for name in counters] == [np.int32, np.int32, np.int32, np.bool_]
     assert skipped_steps(jn.sgd(0.1).init(PARAMS)) is None
 
 
 @pytest.mark.parametrize("bad", [-1, 1.5, True, "3", None])
 def test_bad_max_consecutive(bad):
-    with pytest.raises(ValueError, match=f"max_consecutive must be an int >= 0, got {bad!r}"):
+    with pytest.raises(ValueError, match=f"max_consecutive must be an integer >= 0, got {bad!r}"):
         skip_nonfinite(jn.sgd(0.1), max_consecutive=bad)
 
 

@@ -104,9 +104,9 @@ def test_source_errors_reach_the_consumer_in_order():
 
 
 def test_argument_errors():
-    with pytest.raises(ValueError, match="size must be an int >= 1"):
+    with pytest.raises(ValueError, match="size must be an integer >= 1"):
         prefetch_to_device([], size=0)
-    with pytest.raises(TypeError, match="size must be an int >= 1"):
+    with pytest.raises(TypeError, match="size must be an integer >= 1"):
         prefetch_to_device([], size=1.5)
     with pytest.raises(ValueError, match="either device or sharding"):
         prefetch_to_device([], device=jax.devices()[0], sharding=jax.sharding.SingleDeviceSharding(jax.devices()[0]))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,7 +22,7 @@ COLUMNS = ("optimizer", "lr", "batch", "final cost", "accuracy", "epochs to targ
 
 
 def table_rows(results: Sequence[Result], target: float) -> list[tuple[str, ...]]:
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for result in results:
         steps = result.steps_to(target)
         rows.append(
@@ -56,7 +57,7 @@ def write_csv(path: Path, rows: Sequence[Sequence[str]]) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def main(args) -> None:
+def main(args: argparse.Namespace) -> None:
     """The ``compare`` command: ``args`` is the parsed command line (see :mod:`jaxopt_notes.cli`)."""
 
     generated = args.dataset == "generated"

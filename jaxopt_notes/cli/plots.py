@@ -1,4 +1,4 @@
-"""The thin plotting layer: draws what :mod:`jaxopt_notes.figures` computes, and writes the
+"""The thin plotting layer: draws what :mod:`jaxopt_notes.notes.figure_data` computes, and writes the
 gallery (one PNG per figure plus an index). Headless and free of global state: figures are
 plain ``matplotlib.figure.Figure`` objects, never pyplot's, so no backend is switched and
 nothing needs closing.
@@ -8,7 +8,7 @@ Nothing here computes a curve; every array comes from a ``figures.*_data`` funct
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +16,7 @@ import numpy as np
 
 try:
     import matplotlib
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 except ImportError as error:  # the one place matplotlib is needed: say how to get it
     raise ImportError(
@@ -23,7 +24,8 @@ except ImportError as error:  # the one place matplotlib is needed: say how to g
     ) from error
 
 from jaxopt_notes.notes import figure_data as figures
-from jaxopt_notes.notes.running_example import CONTENDERS
+from jaxopt_notes.notes.escape import EscapeRow
+from jaxopt_notes.notes.running_example import CONTENDERS, Result
 
 DPI = 110
 PATH_STYLES = ("tab:red", "tab:blue", "tab:green", "tab:purple", "tab:orange")
@@ -171,11 +173,11 @@ def plot_minibatch_size(data: figures.MinibatchSizeData) -> Figure:
 RACE_COLOURS = ("tab:red", "tab:blue", "tab:cyan", "tab:green", "tab:purple")
 
 
-def _race_label(row) -> str:
+def _race_label(row: EscapeRow) -> str:
     return f"{row.name}: " + ("no escape" if row.steps is None else f"{row.steps} steps")
 
 
-def draw_race_paths(axes, data: figures.EscapeData) -> None:
+def draw_race_paths(axes: Axes, data: figures.EscapeData) -> None:
     """The racers' paths over the problem's contours."""
     axes.contour(
         data.grid_x, data.grid_y, data.grid_cost, levels=20, colors="0.65", linewidths=0.7, negative_linestyles="solid"
@@ -189,7 +191,7 @@ def draw_race_paths(axes, data: figures.EscapeData) -> None:
     axes.set(xlabel="w0", ylabel="w1", title=f"{data.problem.name}: paths (dashed: escape level)")
 
 
-def draw_race_costs(axes, data: figures.EscapeData) -> None:
+def draw_race_costs(axes: Axes, data: figures.EscapeData) -> None:
     """Each racer's cost per step, log-scaled steps, up to its escape."""
     for colour, row in zip(RACE_COLOURS, data.rows, strict=False):
         axes.plot(np.arange(1, len(row.losses) + 1), row.losses, color=colour, lw=1.8, label=_race_label(row))
@@ -331,7 +333,7 @@ def write_gallery(out: str | Path, *, quick: bool = False) -> list[Path]:
     return [*written, index]
 
 
-def plot_compare(results, target: float, title: str) -> Figure:
+def plot_compare(results: Sequence[Result], target: float, title: str) -> Figure:
     """One panel per optimizer of ``compare``: the raw minibatch cost faint, its smoothed cost
     bold, against epochs on a log scale (minibatch methods reach the target within a small
     fraction of the first epoch); panels share their axes."""
@@ -343,7 +345,8 @@ def plot_compare(results, target: float, title: str) -> Figure:
     top = max(result.history.cost[0] for result in results)
     bottom = min(np.nanpercentile(everything, 0.1), target, *(result.final_cost for result in results))
 
-    colours = dict(zip(CONTENDERS, matplotlib.colormaps["tab10"].colors, strict=False))  # the same colour in every run
+    # The same colour in every run; "tab10" is a ListedColormap, which the stubs do not say.
+    colours = dict(zip(CONTENDERS, matplotlib.colormaps["tab10"].colors, strict=False))  # type: ignore[attr-defined]
     for axes, result in zip(grid.ravel(), results, strict=False):
         history, colour = result.history, colours[result.name]
         # cost[i] is measured after i updates, i.e. i / steps_per_epoch epochs; i = 0 has no

@@ -9,12 +9,14 @@ from jaxopt_notes.data.batches import (
     steps_per_epoch,
     suggest_batch_size,
 )
+from jaxopt_notes.data.loaders import batch_chunks
 from jaxopt_notes.data.prefetch import Prefetcher, prefetch_to_device
 
 __all__ = [
     "BatchSizeSuggestion",
     "Minibatches",
     "Prefetcher",
+    "batch_chunks",
     "minibatches",
     "prefetch_to_device",
     "random_mini_batches",

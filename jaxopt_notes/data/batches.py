@@ -38,6 +38,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from jaxopt_notes import _checks
 from jaxopt_notes.data._shuffle import uniform_permutation_source
 
 Batch = np.ndarray | tuple[np.ndarray, np.ndarray]
@@ -52,15 +53,6 @@ _WINDOW_BYTES = 64 * 1024 * 1024
 _PIECE_BYTES = 4 * 1024 * 1024
 
 
-def _check_positive_int(name: str, value: Any, *, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise TypeError(f"{name} must be an int >= 1, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-
-
 def steps_per_epoch(m: int, batch_size: int, *, drop_remainder: bool = False) -> int:
     """Number of minibatches in one epoch: ``ceil(m / batch_size)``, or ``floor`` when dropping.
 
@@ -70,8 +62,8 @@ def steps_per_epoch(m: int, batch_size: int, *, drop_remainder: bool = False) ->
       ValueError: when ``m`` or ``batch_size`` is below 1, or when ``drop_remainder`` leaves
         no minibatch at all (``batch_size > m``).
     """
-    _check_positive_int("m", m)
-    _check_positive_int("batch_size", batch_size)
+    _checks.check_int("m", m, minimum=1)
+    _checks.check_int("batch_size", batch_size, minimum=1)
     if drop_remainder:
         if batch_size > m:
             raise ValueError(
@@ -87,7 +79,8 @@ def _shared_mapping(array: np.ndarray) -> mmap.mmap | None:
     and where ``madvise`` is missing (Windows): there the pages stay mapped until exit."""
     if not hasattr(mmap, "MADV_DONTNEED"):
         return None
-    mode, base = None, array
+    mode: str | None = None
+    base: Any = array
     while base is not None:
         if isinstance(base, np.memmap) and mode is None:
             mode = base.mode
@@ -99,7 +92,7 @@ def _shared_mapping(array: np.ndarray) -> mmap.mmap | None:
 
 
 def _is_mapped(array: np.ndarray) -> bool:
-    base = array
+    base: Any = array
     while base is not None:
         if isinstance(base, np.memmap | mmap.mmap):
             return True
@@ -131,13 +124,11 @@ class Minibatches:
         block_rows: int | None,
         window_rows: int | None,
     ) -> None:
-        _check_positive_int("batch_size", batch_size)
-        _check_positive_int("block_rows", block_rows, allow_none=True)
-        _check_positive_int("window_rows", window_rows, allow_none=True)
-        if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
-            raise TypeError(f"seed must be an int >= 0, got {seed!r}")
-        if seed < 0:
-            raise ValueError(f"seed must be an int >= 0, got {seed!r}")
+        _checks.check_int("batch_size", batch_size, minimum=1)
+        for name, rows in (("block_rows", block_rows), ("window_rows", window_rows)):
+            if rows is not None:
+                _checks.check_int(name, rows, minimum=1)
+        _checks.check_int("seed", seed, minimum=0)
         arrays = [_as_examples("X", X)]
         if Y is not None:
             arrays.append(_as_examples("Y", Y))
@@ -168,7 +159,7 @@ class Minibatches:
     def __iter__(self) -> Iterator[Batch]:
         batches = self._windows() if self._windowed else self._in_memory()
         for batch in batches:
-            yield batch if self._paired else batch[0]
+            yield (batch[0], batch[1]) if self._paired else batch[0]
 
     def _in_memory(self) -> Iterator[tuple[np.ndarray, ...]]:
         m, size = self.num_examples, self._batch_size
@@ -318,7 +309,7 @@ def random_mini_batches(
       >>> [y.shape for _, y in random_mini_batches(X, Y, mini_batch_size=2)]
       [(1, 2), (1, 2), (1, 1)]
     """
-    _check_positive_int("mini_batch_size", mini_batch_size)
+    _checks.check_int("mini_batch_size", mini_batch_size, minimum=1)
     X, Y = np.asarray(X), np.asarray(Y)
     if X.ndim != 2 or Y.ndim != 2:
         raise ValueError(
@@ -372,7 +363,7 @@ def suggest_batch_size(m: int, bytes_per_example: float, *, memory_budget_bytes:
     Raises:
       ValueError: when not even one example fits the budget.
     """
-    _check_positive_int("m", m)
+    _checks.check_int("m", m, minimum=1)
     for name, value in (("bytes_per_example", bytes_per_example), ("memory_budget_bytes", memory_budget_bytes)):
         if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
             raise TypeError(f"{name} must be a number > 0, got {value!r}")

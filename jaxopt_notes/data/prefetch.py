@@ -15,6 +15,8 @@ from typing import Any
 
 import jax
 
+from jaxopt_notes import _checks
+
 _END = object()
 
 
@@ -131,10 +133,7 @@ def prefetch_to_device(
     """
     if not isinstance(iterable, Iterable):
         raise TypeError(f"iterable must be an iterable of batches, e.g. minibatches(X, Y, ...), got {iterable!r}")
-    if isinstance(size, bool) or not isinstance(size, int):
-        raise TypeError(f"size must be an int >= 1, got {size!r}")
-    if size < 1:
-        raise ValueError(f"size must be an int >= 1, got {size!r}")
+    _checks.check_int("size", size, minimum=1)
     if device is not None and sharding is not None:
         raise ValueError("pass either device or sharding, not both")
     if sharding is not None and not isinstance(sharding, jax.sharding.Sharding):

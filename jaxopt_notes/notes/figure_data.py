@@ -2,7 +2,7 @@
 
 Each ``*_data`` function here is pure: it runs this library's transforms, schedules and
 ``fit`` and returns NumPy arrays in a small dataclass; nothing is re-derived for the picture.
-The thin plotting layer in :mod:`jaxopt_notes.plots` only draws what these functions return,
+The thin plotting layer in :mod:`jaxopt_notes.cli.plots` only draws what these functions return,
 so the tests check the numbers here against independent references (NumPy loops, closed forms).
 
 Example:
@@ -24,7 +24,7 @@ import numpy as np
 from jaxopt_notes import schedules
 from jaxopt_notes.adam import adam
 from jaxopt_notes.averaging import bias_correction, ewa
-from jaxopt_notes.base import GradientTransformation, apply_updates, chain
+from jaxopt_notes.base import GradientTransformation, chain
 from jaxopt_notes.momentum import momentum
 from jaxopt_notes.notes import escape
 from jaxopt_notes.notes import running_example as compare
@@ -49,8 +49,8 @@ def temperature_series(days: int = 365, *, seed: int = 0) -> np.ndarray:
 def run_transform(transform: GradientTransformation, values: np.ndarray) -> np.ndarray:
     """Feeds ``values[0], values[1], ...`` to ``transform.update`` one by one (a ``lax.scan``)
     and returns what it outputs at each step: for :func:`~jaxopt_notes.ewa`, the averages v_t."""
-    values = jnp.asarray(values)
-    state = transform.init(values[0])
+    sequence = jnp.asarray(values)
+    state = transform.init(sequence[0])
 
     def step(state, value):
         output, state = transform.update(value, state)
@@ -99,28 +99,8 @@ def elongated_bowl(w: jax.Array) -> jax.Array:
     return 0.5 * (w[0] ** 2 + 25.0 * w[1] ** 2)
 
 
-def saddle(w: jax.Array) -> jax.Array:
-    """``J(w) = (w0^2 - w1^2) / 2``: zero gradient at the origin, curving up along w0 and down
-    along w1 (notes section 8)."""
-    return 0.5 * (w[0] ** 2 - w[1] ** 2)
-
-
-def optimizer_path(
-    optimizer: GradientTransformation, loss: Callable[[jax.Array], jax.Array], start: Sequence[float], steps: int
-) -> np.ndarray:
-    """The points ``w_0 = start, w_1, ..., w_steps`` the optimizer visits minimising ``loss``
-    with exact gradients; shape ``(steps + 1, len(start))``."""
-    start = jnp.asarray(start, jnp.float32)
-    grad = jax.grad(loss)
-
-    def step(carry, _):
-        params, state = carry
-        updates, state = optimizer.update(grad(params), state, params)
-        params = apply_updates(params, updates)
-        return (params, state), params
-
-    _, points = jax.lax.scan(step, (start, optimizer.init(start)), None, length=steps)
-    return np.concatenate([np.asarray(start)[None], np.asarray(points)])
+def _bowl_path(optimizer: GradientTransformation, steps: int) -> np.ndarray:
+    return np.asarray(escape.optimizer_path(optimizer, elongated_bowl, BOWL_START, steps))
 
 
 @dataclass(frozen=True)
@@ -133,7 +113,9 @@ class PathsData:
     grid_cost: np.ndarray
 
 
-def surface_grid(loss: Callable[[jax.Array], jax.Array], xlim: tuple, ylim: tuple, n: int = 200) -> tuple:
+def surface_grid(
+    loss: Callable[[jax.Array], jax.Array], xlim: tuple[float, float], ylim: tuple[float, float], n: int = 200
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``loss`` evaluated on an ``n x n`` grid, for contours: ``(X, Y, J)``."""
     grid_x, grid_y = np.meshgrid(np.linspace(*xlim, n), np.linspace(*ylim, n))
     cost = jax.vmap(loss)(jnp.stack([grid_x.ravel(), grid_y.ravel()], axis=1))
@@ -149,8 +131,8 @@ def momentum_paths_data(steps: int = 40) -> PathsData:
     rate close to its limit (2/25), momentum (beta 0.9) at the same rate damps that and heads
     down the valley."""
     paths = {
-        "gradient descent (alpha 0.075)": optimizer_path(sgd(0.075), elongated_bowl, BOWL_START, steps),
-        "momentum (alpha 0.075, beta 0.9)": optimizer_path(momentum(0.075, 0.9), elongated_bowl, BOWL_START, steps),
+        "gradient descent (alpha 0.075)": _bowl_path(sgd(0.075), steps),
+        "momentum (alpha 0.075, beta 0.9)": _bowl_path(momentum(0.075, 0.9), steps),
     }
     return PathsData(paths, *surface_grid(elongated_bowl, *BOWL_LIMITS))
 
@@ -160,9 +142,9 @@ def adaptive_paths_data(steps: int = 40) -> PathsData:
     square of each coordinate's gradient makes the step about as long along the valley as
     across it, so both head for the minimum instead of bouncing across."""
     paths = {
-        "gradient descent (alpha 0.075)": optimizer_path(sgd(0.075), elongated_bowl, BOWL_START, steps),
-        "RMSprop (alpha 0.3, beta 0.9)": optimizer_path(rmsprop(0.3, 0.9), elongated_bowl, BOWL_START, steps),
-        "Adam (alpha 0.5)": optimizer_path(adam(0.5), elongated_bowl, BOWL_START, steps),
+        "gradient descent (alpha 0.075)": _bowl_path(sgd(0.075), steps),
+        "RMSprop (alpha 0.3, beta 0.9)": _bowl_path(rmsprop(0.3, 0.9), steps),
+        "Adam (alpha 0.5)": _bowl_path(adam(0.5), steps),
     }
     return PathsData(paths, *surface_grid(elongated_bowl, *BOWL_LIMITS))
 
@@ -197,7 +179,7 @@ def schedules_data(epochs: int = 20, steps_per_epoch: int = 100, alpha0: float =
     return SchedulesData(1 + np.asarray(steps) / steps_per_epoch, rates)
 
 
-def _logistic_problem(m: int, seed: int):
+def _logistic_problem(m: int, seed: int) -> tuple[compare.Problem, Callable, dict]:
 
     problem = compare.generate_logistic(m, seed=seed)
     loss, params = compare.model_for(problem)
@@ -215,7 +197,9 @@ class BatchVsMinibatchData:
     minibatch_cost: np.ndarray
 
 
-def batch_vs_minibatch_data(m: int = 20_000, *, steps: int = 300, minibatch_size: int = 64, seed: int = 0):
+def batch_vs_minibatch_data(
+    m: int = 20_000, *, steps: int = 300, minibatch_size: int = 64, seed: int = 0
+) -> BatchVsMinibatchData:
     """``steps`` updates of gradient descent (alpha 0.5) on the generated logistic regression,
     once on the whole set per step and once on minibatches of ``minibatch_size``."""
 
@@ -288,7 +272,7 @@ ESCAPE_LIMITS = {"saddle": ((-1.3, 1.3), (-1.3, 1.3)), "plateau": ((-3.6, 1.6), 
 
 def escape_data(problem: str, *, seed: int = 0) -> EscapeData:
     """The escape race (gradient descent, momentum in both forms, RMSprop, Adam) off the
-    ``"saddle"`` or the ``"plateau"`` problem of :mod:`jaxopt_notes.escape`, each path run
+    ``"saddle"`` or the ``"plateau"`` problem of :mod:`jaxopt_notes.notes.escape`, each path run
     by the library's optimizers until its cost falls below the problem's escape level."""
 
     spec = {"saddle": escape.SADDLE, "plateau": escape.PLATEAU}[problem]

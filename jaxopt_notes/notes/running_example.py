@@ -166,12 +166,12 @@ def evaluate(params: dict, problem: Problem) -> tuple[float, float]:
         z = (X @ w + b).astype(np.float64)
         if problem.classes == 2:
             total_cost += np.sum(np.logaddexp(0.0, z) - Y * z)
-            correct += np.count_nonzero((z > 0) == (Y > 0.5))
+            correct += int(np.count_nonzero((z > 0) == (Y > 0.5)))
         else:
             top = z.max(axis=1)
             log_norm = top + np.log(np.exp(z - top[:, None]).sum(axis=1))
             total_cost += np.sum(log_norm - z[np.arange(len(Y)), Y])
-            correct += np.count_nonzero(z.argmax(axis=1) == Y)
+            correct += int(np.count_nonzero(z.argmax(axis=1) == Y))
     return total_cost / len(problem.X), correct / len(problem.X)
 
 

@@ -2,12 +2,14 @@
 strategies in :mod:`jaxopt_notes.testing.strategies` (imported on first use, since they need
 ``hypothesis``)."""
 
+from types import ModuleType
+
 from jaxopt_notes.testing.equivalence import NotEquivalentError, assert_equivalent, random_gradients
 
 __all__ = ["NotEquivalentError", "assert_equivalent", "random_gradients", "strategies"]
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> ModuleType:
     if name == "strategies":
         import importlib
 

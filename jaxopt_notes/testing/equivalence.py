@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxopt_notes import _checks
 from jaxopt_notes.base import Params, apply_updates
 
 
@@ -17,22 +18,27 @@ class NotEquivalentError(AssertionError):
     """Raised by :func:`assert_equivalent`; the message names the step and the path."""
 
 
+def _normal(key: jax.Array, leaf: Any, scale: float) -> jax.Array:
+    dtype = jnp.result_type(leaf)
+    if jnp.issubdtype(dtype, jnp.complexfloating):
+        real, imaginary = jax.random.normal(key, (2, *jnp.shape(leaf)), jnp.float32)
+        return (scale * (real + 1j * imaginary)).astype(dtype)
+    return (scale * jax.random.normal(key, jnp.shape(leaf), jnp.float32)).astype(dtype)
+
+
 def random_gradients(key: jax.Array, params: Params, scale: float = 1.0) -> Params:
-    """Standard-normal gradients times ``scale``, one per leaf, in each leaf's dtype."""
+    """Standard-normal gradients times ``scale``, one per leaf, in each leaf's dtype (complex
+    leaves get independent normal real and imaginary parts)."""
     leaves, treedef = jax.tree.flatten(params)
     keys = jax.random.split(key, max(len(leaves), 1))
-    grads = [
-        (scale * jax.random.normal(k, jnp.shape(leaf), jnp.float32)).astype(jnp.result_type(leaf))
-        for k, leaf in zip(keys, leaves)
-    ]
-    return jax.tree.unflatten(treedef, grads)
+    return jax.tree.unflatten(treedef, [_normal(k, leaf, scale) for k, leaf in zip(keys, leaves)])
 
 
 def _compare(what: str, step: int, ours: Any, reference: Any, rtol: float, atol: float) -> float:
     """Largest absolute difference; raises at the first leaf that differs."""
     ours_leaves, ours_def = jax.tree_util.tree_flatten_with_path(ours)
     ref_leaves, ref_def = jax.tree_util.tree_flatten_with_path(reference)
-    if ours_def != ref_def:
+    if not _checks.same_structure(ours_def, ref_def):
         raise NotEquivalentError(f"step {step}: {what} pytrees differ: {ours_def} vs {ref_def}")
     largest = 0.0
     for (path, a), (_, b) in zip(ours_leaves, ref_leaves):
@@ -42,8 +48,9 @@ def _compare(what: str, step: int, ours: Any, reference: Any, rtol: float, atol:
             raise NotEquivalentError(f"{where}: dtype {a_dtype} vs reference {b_dtype}")
         if np.shape(a) != np.shape(b):
             raise NotEquivalentError(f"{where}: shape {np.shape(a)} vs reference {np.shape(b)}")
-        a64 = np.asarray(a, dtype=np.float64)
-        b64 = np.asarray(b, dtype=np.float64)
+        wide = np.complex128 if jnp.issubdtype(a_dtype, jnp.complexfloating) else np.float64
+        a64 = np.asarray(a, dtype=wide)
+        b64 = np.asarray(b, dtype=wide)
         if not np.allclose(a64, b64, rtol=rtol, atol=atol, equal_nan=False):
             excess = np.abs(a64 - b64) - (atol + rtol * np.abs(b64))
             excess = np.where(np.isnan(excess), np.inf, excess)
@@ -68,6 +75,7 @@ def assert_equivalent(
     jit: bool = True,
     seed: int = 0,
     grad_scale: float = 1.0,
+    extra_args: dict[str, Any] | None = None,
 ) -> float:
     """Checks that ``transform`` and ``reference`` give the same updates and parameters.
 
@@ -80,7 +88,9 @@ def assert_equivalent(
       transform: the transformation under test; ``jax.jit``-compiled when ``jit`` is true.
       reference: any object with ``init`` and ``update`` (optax, or a NumPy loop wrapped as a
         transformation); always run as given, uncompiled.
-      params: the starting parameters (a pytree of floating-point arrays; ``None`` allowed).
+      params: the starting parameters (a pytree of floating-point arrays, real or complex;
+        ``None`` allowed).
+      extra_args: keyword arguments passed to both ``update`` calls (``value=...``).
 
     Returns:
       The largest absolute difference seen, for reporting.
@@ -104,8 +114,8 @@ def assert_equivalent(
     for step in range(1, steps + 1):
         key, subkey = jax.random.split(key)
         grads = random_gradients(subkey, params, grad_scale)
-        ours_updates, ours_state = update(grads, ours_state, ours_params)
-        ref_updates, ref_state = reference.update(grads, ref_state, ref_params)
+        ours_updates, ours_state = update(grads, ours_state, ours_params, **(extra_args or {}))
+        ref_updates, ref_state = reference.update(grads, ref_state, ref_params, **(extra_args or {}))
         largest = max(largest, _compare("updates", step, ours_updates, ref_updates, rtol, atol))
         ours_params = apply_updates(ours_params, ours_updates)
         ref_params = optax.apply_updates(ref_params, ref_updates)

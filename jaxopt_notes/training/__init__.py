@@ -1,16 +1,20 @@
 """Layer 3: the compiled training loop :func:`fit`, its history and callbacks (the plateau
 monitor, learning-rate reduction). Imports the core, data and checkpoint layers."""
 
+from jaxopt_notes.training.early_stopping import EarlyStopping
 from jaxopt_notes.training.fit import NonFiniteCostError, fit
 from jaxopt_notes.training.history import EpochEnd, History, smooth
 from jaxopt_notes.training.plateaus import PlateauMonitor, ReduceLROnPlateau, find_plateaus
+from jaxopt_notes.training.validation import evaluator
 
 __all__ = [
+    "EarlyStopping",
     "EpochEnd",
     "History",
     "NonFiniteCostError",
     "PlateauMonitor",
     "ReduceLROnPlateau",
+    "evaluator",
     "find_plateaus",
     "fit",
     "smooth",

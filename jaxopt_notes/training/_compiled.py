@@ -12,64 +12,46 @@ call on data of the same shapes and dtypes reuses the compiled code.
 from __future__ import annotations
 
 import collections
-import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 from jaxopt_notes import packing
 from jaxopt_notes._numerics import all_finite, global_norm
 from jaxopt_notes.base import apply_updates
 from jaxopt_notes.learning_rate import learning_rate_in_use
+from jaxopt_notes.training._rows import join_rows as join_rows
+from jaxopt_notes.training._rows import split_rows as split_rows
+from jaxopt_notes.training._rows import take_rows
 
 _CACHE_SIZE = 32
-_HUGE_PAGE = 2 * 2**20
 _cache: collections.OrderedDict = collections.OrderedDict()
 
-
-def join_rows(X: Any, Y: Any) -> tuple[Any, tuple[tuple[int, ...], tuple[int, ...]]] | None:
-    """X's and Y's rows side by side in one ``(m, x_columns + y_columns)`` array, plus the
-    static ``(x_row_shape, y_row_shape)`` :func:`split_rows` needs; None when dtypes differ.
-
-    Why: a shuffled minibatch is a gather of rows at random addresses, bound on a CPU by memory
-    latency rather than arithmetic; one gather of 84-byte rows beat gathers of 80-byte X rows
-    and 4-byte Y rows by 15-25% per epoch at m = 5,000,000 (benchmarks/fit_epoch.py). A NumPy
-    result is allocated 2 MiB-aligned: NumPy asks the kernel for transparent huge pages on large
-    arrays (fewer TLB misses per random row), and ``jax.device_put`` aliases an aligned host
-    array on a CPU instead of copying it into 4 KiB pages. Dtypes are compared as JAX will hold
-    them, so float64 labels next to float32 X join as float32 (without ``jax_enable_x64``).
-    """
-    dtype = jax.dtypes.canonicalize_dtype(X.dtype)
-    if jax.dtypes.canonicalize_dtype(Y.dtype) != dtype:
-        return None
-    m = X.shape[0]
-    x_columns = int(np.prod(X.shape[1:], dtype=np.int64))
-    y_columns = int(np.prod(Y.shape[1:], dtype=np.int64))
-    layout = (tuple(int(n) for n in X.shape[1:]), tuple(int(n) for n in Y.shape[1:]))
-    if isinstance(X, jax.Array) or isinstance(Y, jax.Array):
-        return jnp.concatenate([jnp.reshape(X, (m, x_columns)), jnp.reshape(Y, (m, y_columns))], axis=1), layout
-    nbytes = m * (x_columns + y_columns) * dtype.itemsize
-    raw = np.empty(nbytes + _HUGE_PAGE, np.uint8)
-    start = -raw.ctypes.data % _HUGE_PAGE
-    joined = raw[start : start + nbytes].view(dtype).reshape(m, x_columns + y_columns)
-    joined[:, :x_columns] = np.reshape(X, (m, x_columns))
-    joined[:, x_columns:] = np.reshape(Y, (m, y_columns))
-    return joined, layout
-
-
-def split_rows(rows: jax.Array, layout: tuple[tuple[int, ...], tuple[int, ...]]) -> tuple[jax.Array, jax.Array]:
-    """Undoes :func:`join_rows` on a block of rows: ``(X rows, Y rows)`` in their own shapes."""
-    x_row, y_row = layout
-    x_columns = math.prod(x_row)
-    return rows[:, :x_columns].reshape(-1, *x_row), rows[:, x_columns:].reshape(-1, *y_row)
+PRE_CUT = "pre-cut"
+"""The ``layout`` of data already cut into minibatches: X (and Y) shaped ``(steps, batch, ...)``,
+None when there is no full minibatch, and ``rest`` the ``(X, Y)`` rows of a last, smaller one
+(or None). A multi-process run (:mod:`.processes`) feeds its global minibatches this way."""
 
 
 def _select(take: jax.Array, new: Any, old: Any) -> Any:
     return jax.tree.map(lambda a, b: jnp.where(take, a, b), new, old)
+
+
+class Carry(NamedTuple):
+    """What one compiled step hands the next: ``params`` (packed when the run packs), the
+    optimizer state, ``failed`` (set after the first non-finite step when fit stops on
+    errors), the model state (None without one), the run's base ``key`` (None without one)
+    and ``step``, the int32 count of steps taken in the run, resumed ones included."""
+
+    params: Any
+    opt_state: Any
+    failed: jax.Array
+    model_state: Any
+    key: jax.Array | None
+    step: jax.Array
 
 
 def _make_epoch(
@@ -80,11 +62,18 @@ def _make_epoch(
     skip_nonfinite: bool,
     batch_sharding: jax.sharding.Sharding | None,
     packed: bool,
+    with_model_state: bool,
+    with_key: bool,
 ) -> Callable:
-    def loss(params, x, y):
+    def loss(params, model_state, key, x, y):
+        """``(cost, new model state)``; the loss gets ``key=`` only when the run has a key."""
         if packed:
             params = packing.unpack(params)
-        return loss_fn(params, x) if y is None else loss_fn(params, x, y)
+        data = (x,) if y is None else (x, y)
+        keyword = {"key": key} if with_key else {}
+        if with_model_state:
+            return loss_fn(params, model_state, *data, **keyword)
+        return loss_fn(params, *data, **keyword), None
 
     def constrain(batch):
         if batch_sharding is None:
@@ -92,54 +81,58 @@ def _make_epoch(
         return jax.tree.map(lambda a: jax.lax.with_sharding_constraint(a, batch_sharding), batch)
 
     def step(carry, batch):
-        params, state, failed = carry
+        params, state, failed, model_state, base_key, count = carry
         x, y = constrain(batch)
-        cost, grads = jax.value_and_grad(loss)(params, x, y)
-        finite = jnp.isfinite(cost) & all_finite(grads)
+        # A step's key depends only on the run's key and the step's place in the run, so a
+        # resumed run draws the same keys as an uninterrupted one.
+        key = None if base_key is None else jax.random.fold_in(base_key, count)
+        (cost, new_model_state), grads = jax.value_and_grad(loss, has_aux=True)(params, model_state, key, x, y)
+        finite = jnp.isfinite(cost) & all_finite(grads) & all_finite(new_model_state)
         updates, new_state = optimizer.update(grads, state, params)
         take = finite & ~failed
         params = _select(take, apply_updates(params, updates), params)
         state = _select(take, new_state, state)
+        model_state = _select(take, new_model_state, model_state)
         rate = learning_rate_in_use(new_state)
         rate = jnp.full([], jnp.nan, jnp.float32) if rate is None else jnp.asarray(rate, jnp.float32)
         if not skip_nonfinite:
             failed = failed | ~finite
-        return (params, state, failed), (jnp.asarray(cost, jnp.float32), global_norm(grads), rate, finite)
+        carry = Carry(params, state, failed, model_state, base_key, count + 1)
+        return carry, (jnp.asarray(cost, jnp.float32), global_norm(grads), rate, finite)
 
-    def run(params, state, failed, X, Y, order, rest, layout):
-        """``order`` (steps, batch) and ``rest`` (remainder) index rows of X; if ``order`` is
-        None the rows are already shuffled (a streamed chunk) and are cut in order. With
-        ``layout`` (static) X holds X's and Y's rows side by side (see :func:`join_rows`)
-        and Y is None: one gather per minibatch instead of two."""
+    def run(carry, X, Y, order, rest, layout):
+        """``order`` (steps, batch) and ``rest`` (remainder) index rows; if ``order`` is None
+        the rows are already shuffled (a streamed chunk) and are cut in order. ``layout``
+        (static, a ``_rows.Layout`` or None for plain X and Y arrays) says where X's and Y's
+        rows sit in the buffers X and Y (see ``_rows.place_rows``)."""
 
-        def rows(A, idx):
-            # The indices are a permutation of range(m): in bounds and unique, so XLA may skip
-            # the clamping a general gather needs.
-            return A.at[idx].get(mode="promise_in_bounds", unique_indices=True)
+        def rows(idx):
+            return take_rows((X, Y), layout, idx)
 
-        def take_rows(idx):
-            if layout is not None:
-                return split_rows(rows(X, idx), layout)
-            return rows(X, idx), None if Y is None else rows(Y, idx)
-
-        if order is None:
+        if layout == PRE_CUT:
+            carry, outputs = (carry, None) if X is None else jax.lax.scan(step, carry, (X, Y))
+            remainder = rest
+        elif order is None:
             steps = X.shape[0] // batch_size
             cut = steps * batch_size
             xs = (
                 X[:cut].reshape(steps, batch_size, *X.shape[1:]),
                 None if Y is None else Y[:cut].reshape(steps, batch_size, *Y.shape[1:]),
             )
-            carry, outputs = jax.lax.scan(step, (params, state, failed), xs)
+            carry, outputs = jax.lax.scan(step, carry, xs)
             remainder = None if cut == X.shape[0] else (X[cut:], None if Y is None else Y[cut:])
         else:
-            carry, outputs = jax.lax.scan(lambda c, idx: step(c, take_rows(idx)), (params, state, failed), order)
-            remainder = None if rest is None else take_rows(rest)
+            carry, outputs = jax.lax.scan(lambda c, idx: step(c, rows(idx)), carry, order)
+            remainder = None if rest is None else rows(rest)
         if remainder is not None:
             carry, last = step(carry, remainder)
-            outputs = jax.tree.map(lambda seq, one: jnp.concatenate([seq, one[None]]), outputs, last)
+            if outputs is None:
+                outputs = jax.tree.map(lambda one: one[None], last)
+            else:
+                outputs = jax.tree.map(lambda seq, one: jnp.concatenate([seq, one[None]]), outputs, last)
         return carry, outputs
 
-    return jax.jit(run, donate_argnums=(0, 1), static_argnums=(7,))
+    return jax.jit(run, donate_argnums=(0,), static_argnums=(5,))
 
 
 def compiled_epoch(
@@ -150,14 +143,19 @@ def compiled_epoch(
     skip_nonfinite: bool,
     batch_sharding: jax.sharding.Sharding | None,
     packed: bool,
+    with_model_state: bool = False,
+    with_key: bool = False,
 ) -> Callable:
-    """The jitted ``run(params, state, failed, X, Y, order, rest, layout) -> ((params, state,
-    failed), (cost, grad_norm, learning_rate, finite))``, cached by identity of loss and optimizer."""
-    key = (loss_fn, optimizer, batch_size, skip_nonfinite, batch_sharding, packed)
+    """The jitted ``run(carry, X, Y, order, rest, layout) -> (carry, (cost, grad_norm,
+    learning_rate, finite))`` over a :class:`Carry`, cached by identity of loss and optimizer.
+    With ``with_model_state`` the loss is ``loss_fn(params, model_state, x, y) -> (cost,
+    new_model_state)``; with ``with_key`` it also gets ``key=`` each step's key."""
+    options = (batch_size, skip_nonfinite, batch_sharding, packed, with_model_state, with_key)
+    key = (loss_fn, optimizer, *options)
     try:
         hash(key)
     except TypeError:  # an unhashable optimizer: keyed by identity, kept alive by the cache entry
-        key = (loss_fn, id(optimizer), batch_size, skip_nonfinite, batch_sharding, packed)
+        key = (loss_fn, id(optimizer), *options)
     if key not in _cache:
         _cache[key] = (
             _make_epoch(
@@ -167,6 +165,8 @@ def compiled_epoch(
                 skip_nonfinite=skip_nonfinite,
                 batch_sharding=batch_sharding,
                 packed=packed,
+                with_model_state=with_model_state,
+                with_key=with_key,
             ),
             optimizer,
         )

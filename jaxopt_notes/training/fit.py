@@ -5,123 +5,41 @@ Python and slices the minibatch on the host. :func:`fit` instead keeps the data 
 device, shuffles with a host permutation uploaded as int32 indices (``jax.random.permutation``
 sorts, which costs seconds at m = 5,000,000 on a CPU), gathers each minibatch by index inside
 the scan, donates parameters and optimizer state, and talks to the host once per epoch.
-When X and Y share a dtype their rows are stored side by side in one array, so each
-minibatch is one gather of whole rows (on a CPU, from 2 MiB-aligned huge pages); a shuffled
-minibatch is random rows, and their memory latency, not the arithmetic, bounds an epoch.
+Resident NumPy data are not copied: on a CPU, XLA reads the caller's arrays in place
+(``_rows.py``), so fit's extra memory is the permutations (4 bytes per row each) and per-step
+outputs; X and Y given as column views of one array (``XY[:, :d]``, ``XY[:, d]``) are
+gathered as whole rows of it. A shuffled minibatch is random rows, and their memory latency,
+not the arithmetic, bounds an epoch.
 Memory-mapped data streams through in chunks of many minibatches instead, the next chunk
 copied to the device while the current one trains.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
+import contextlib
+import functools
 import os
 import time
-import warnings
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from pathlib import Path
-from typing import Any, Literal
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal, overload
 
 import jax
-import jax.numpy as jnp
-import numpy as np
 import optax
-from tqdm.auto import tqdm
 
-from jaxopt_notes import _checks, packing
-from jaxopt_notes.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, verify_checkpoint
-from jaxopt_notes.data import batches as data
-from jaxopt_notes.data.prefetch import prefetch_to_device
-from jaxopt_notes.training._compiled import compiled_epoch, join_rows
+from jaxopt_notes.training._compiled import compiled_epoch
+from jaxopt_notes.training.config import check_config
+from jaxopt_notes.training.epoch_end import NonFiniteCostError, progress_bar, record_epoch, run_callbacks, show_progress
 from jaxopt_notes.training.history import EpochEnd, History
+from jaxopt_notes.training.placement import placement
+from jaxopt_notes.training.resume import resume, save_if_due
+from jaxopt_notes.training.sources import EpochSource, epoch_source
+from jaxopt_notes.training.state import TrainState, initial_state
+from jaxopt_notes.training.validation import validation_evaluator
 
-_CHUNK_BYTES = 64 * 2**20
-"""Streamed (memory-mapped) data moves to the device in chunks of about this many bytes."""
-
-
-class NonFiniteCostError(FloatingPointError):
-    """A step produced a NaN or infinite cost or gradient and fit stopped.
-
-    Attributes:
-      epoch: the epoch of the bad step (1-based).
-      step: its position in that epoch (1-based); ``global_step`` counts from the run's start.
-      params, opt_state: the last finite parameters and optimizer state, from just before it.
-      history: the run's history up to the step before it.
-    """
-
-    def __init__(self, epoch: int, step: int, global_step: int, params: Any, opt_state: Any, history: History):
-        super().__init__(
-            f"fit: non-finite cost or gradient at epoch {epoch}, step {step} (step {global_step} of the run); "
-            "the last finite parameters are in this error's .params; pass on_nonfinite='skip' to skip such steps"
-        )
-        self.epoch, self.step, self.global_step = epoch, step, global_step
-        self.params, self.opt_state, self.history = params, opt_state, history
+__all__ = ["NonFiniteCostError", "fit"]
 
 
-def _check_positive_int(name: str, value: Any, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-        raise ValueError(f"fit: {name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _epoch_seed(seed: int, epoch: int) -> np.random.SeedSequence:
-    return np.random.SeedSequence([seed, epoch])
-
-
-def _orders(m: int, batch_size: int, seed: int, epochs: range, drop_remainder: bool) -> Iterator[tuple]:
-    """Each epoch's shuffle as ``(order (steps, batch), rest)`` int32 arrays; the next epoch's
-    permutation is drawn on a host thread while the current epoch trains. Batch gradient
-    descent (one minibatch of all m rows) has nothing to shuffle: its rows stay in order."""
-    steps = m // batch_size
-
-    def draw(epoch: int) -> tuple[np.ndarray, np.ndarray | None]:
-        if batch_size >= m:
-            perm = np.arange(m, dtype=np.int32)
-        else:
-            perm = np.random.default_rng(_epoch_seed(seed, epoch)).permutation(m).astype(np.int32)
-        rest = None if drop_remainder or steps * batch_size == m else perm[steps * batch_size :]
-        return perm[: steps * batch_size].reshape(steps, batch_size), rest
-
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(draw, epochs[0]) if epochs else None
-        for epoch in epochs:
-            order = pending.result()
-            pending = pool.submit(draw, epoch + 1) if epoch + 1 < epochs.stop else None
-            yield order
-
-
-def _resident(X: Any, Y: Any, sharding) -> tuple[Any, Any, Any]:
-    """The data on the device as ``(X, Y, layout)``: X's and Y's rows joined into X when they
-    share a dtype, ``layout`` saying how to split them (``_compiled.join_rows``), else as given."""
-    joined = None if Y is None else join_rows(X, Y)
-    layout = None
-    if joined is not None:
-        (X, layout), Y = joined, None
-    X, Y = jax.device_put((X, Y), sharding, may_alias=True)
-    return X, Y, layout
-
-
-def _chunks(X, Y, batch_size: int, seed: int, epoch: int, chunk_steps: int, drop_remainder: bool, sharding):
-    """A streamed epoch: shuffled chunks of ``chunk_steps`` minibatches, prefetched to the device
-    by a background thread (see :mod:`jaxopt_notes.data` for how a memmap is shuffled)."""
-    chunks = data.minibatches(X, Y, batch_size=chunk_steps * batch_size, seed=_chunk_seed(seed, epoch))
-
-    def cut(chunk):
-        x, y = chunk if Y is not None else (chunk, None)
-        keep = len(x) - len(x) % batch_size if drop_remainder else len(x)
-        return (x[:keep], None if y is None else y[:keep])
-
-    return prefetch_to_device((cut(c) for c in chunks), size=2, sharding=sharding)
-
-
-def _chunk_seed(seed: int, epoch: int) -> int:
-    return int(_epoch_seed(seed, epoch).generate_state(1)[0])
-
-
-def _copy(tree: Any) -> Any:
-    return jax.tree.map(lambda leaf: jnp.array(leaf, copy=True), tree)
-
-
+@overload
 def fit(
     loss_fn: Callable[..., jax.Array],
     params: Any,
@@ -129,7 +47,7 @@ def fit(
     X: Any,
     Y: Any = None,
     *,
-    batch_size: int,
+    batch_size: int | None = None,
     epochs: int,
     seed: int = 0,
     drop_remainder: bool = False,
@@ -142,7 +60,66 @@ def fit(
     pack: bool | None = None,
     chunk_steps: int | None = None,
     progress: bool = True,
-) -> tuple[Any, History]:
+    model_state: None = None,
+    key: jax.Array | None = None,
+    validation: Any = None,
+    metrics: Mapping[str, Callable[..., Any]] | None = None,
+) -> tuple[Any, History]: ...
+
+
+@overload
+def fit(
+    loss_fn: Callable[..., Any],
+    params: Any,
+    optimizer: optax.GradientTransformation,
+    X: Any,
+    Y: Any = None,
+    *,
+    batch_size: int | None = None,
+    epochs: int,
+    seed: int = 0,
+    drop_remainder: bool = False,
+    beta: float = 0.9,
+    callbacks: Sequence[Callable[[EpochEnd], None]] = (),
+    on_nonfinite: Literal["raise", "skip"] = "raise",
+    checkpoint_dir: str | os.PathLike | None = None,
+    checkpoint_every: int = 1,
+    mesh: jax.sharding.Mesh | None = None,
+    pack: bool | None = None,
+    chunk_steps: int | None = None,
+    progress: bool = True,
+    model_state: Any,
+    key: jax.Array | None = None,
+    validation: Any = None,
+    metrics: Mapping[str, Callable[..., Any]] | None = None,
+) -> tuple[Any, Any, History]: ...
+
+
+def fit(
+    loss_fn: Callable[..., Any],
+    params: Any,
+    optimizer: optax.GradientTransformation,
+    X: Any,
+    Y: Any = None,
+    *,
+    batch_size: int | None = None,
+    epochs: int,
+    seed: int = 0,
+    drop_remainder: bool = False,
+    beta: float = 0.9,
+    callbacks: Sequence[Callable[[EpochEnd], None]] = (),
+    on_nonfinite: Literal["raise", "skip"] = "raise",
+    checkpoint_dir: str | os.PathLike | None = None,
+    checkpoint_every: int = 1,
+    mesh: jax.sharding.Mesh | None = None,
+    pack: bool | None = None,
+    chunk_steps: int | None = None,
+    progress: bool = True,
+    model_state: Any = None,
+    key: jax.Array | None = None,
+    validation: Any = None,
+    metrics: Mapping[str, Callable[..., Any]] | None = None,
+) -> tuple[Any, History] | tuple[Any, Any, History]:
     """Trains ``params`` by minibatch gradient descent with ``optimizer``, one scan per epoch.
 
     Every epoch draws a fresh permutation of the m examples (the same for X and Y), cuts it
@@ -154,14 +131,28 @@ def fit(
     Args:
       loss_fn: ``loss_fn(params, X_batch, Y_batch) -> scalar cost`` (``loss_fn(params,
         X_batch)`` when ``Y`` is None); jit-traceable. Pass the same function object each
-        call: compiled code is cached by its identity and the optimizer's.
+        call: compiled code is cached by its identity and the optimizer's. With
+        ``model_state``: ``loss_fn(params, model_state, X_batch, Y_batch) -> (cost,
+        new_model_state)``; with ``key``, it also receives ``key=`` a fresh key each step.
       params: the initial parameters, a pytree of arrays; never modified.
       optimizer: any gradient transformation of this library or of optax.
       X, Y: examples along axis 0 (NumPy, JAX, or memory-mapped ``np.load(p, mmap_mode="r")``
-        arrays, which stream in chunks). Y may be None.
-      batch_size: examples per minibatch; 64 to 1024 are typical (notes section 1).
+        arrays, which stream in chunks). Y may be None. NumPy arrays are read in place, not
+        copied (so do not write to them while fit runs, e.g. from a callback), unless JAX must
+        convert their dtype (float64 without ``jax_enable_x64``), their rows are not
+        contiguous, or one holds over 2**31 - 1 elements: such an array is copied (X and Y
+        once, side by side, when both must be and share a dtype). Or X is a loader: a callable
+        ``epoch -> iterable of batches`` (0-based epoch), each batch ``(x, y)`` or ``x`` of
+        NumPy or JAX arrays (a grain ``DataLoader`` or ``MapDataset`` pipeline, a PyTorch
+        ``DataLoader`` yielding NumPy, ``tf.data``'s ``as_numpy_iterator``, a generator),
+        with Y None; the loader shuffles, and its iterator is closed if the run stops early.
+      batch_size: examples per minibatch; 64 to 1024 are typical (notes section 1). None
+        (and only None) with a loader, whose batches set it.
       epochs: total epochs of the run, resumed ones included.
-      seed: the shuffles' seed; epoch e uses ``SeedSequence([seed, e])``.
+      seed: the shuffles' seed; epoch e follows ``np.random.default_rng(SeedSequence([seed,
+        e])).permutation(m)`` (the first epoch's is kept for a later call with the same m and
+        seed, which then draws nothing; across processes,
+        process p shuffles its own rows with ``SeedSequence([seed, e, p])``).
       drop_remainder: skip the last, smaller minibatch of each epoch.
       beta: decay of ``history.smoothed_cost``; 0.9 averages about the last 10 steps.
       callbacks: called after every epoch with an :class:`EpochEnd`; setting ``stop`` ends
@@ -173,170 +164,100 @@ def fit(
       checkpoint_dir: save parameters, optimizer state, RNG position and history there every
         ``checkpoint_every`` epochs (and after the last), atomically; a later call with the
         same directory resumes from the newest good checkpoint, skipping corrupt ones.
+        Across processes only process 0 writes (the directory must be shared), and every
+        process waits for the write.
       mesh: shard each minibatch along the mesh's first axis (data parallel); parameters
         and data are replicated on its devices.
-      pack: run the step on packed parameters (:func:`~jaxopt_notes.pack`); None decides with
-        :func:`~jaxopt_notes.should_pack`. Invisible to ``loss_fn``.
+      pack: run the step on packed parameters (:func:`~jaxopt_notes.pack`), invisibly to
+        ``loss_fn``. None packs when :func:`~jaxopt_notes.should_pack` says it pays and packing
+        cannot change the result: the parameters are :func:`~jaxopt_notes.packable` and the
+        optimizer is an :class:`~jaxopt_notes.ElementwiseTransformation` or passes
+        :func:`~jaxopt_notes.check_elementwise`. True raises a ValueError when packing would
+        change the result (a per-leaf optimizer such as LAMB or adafactor, a sharded leaf).
       chunk_steps: stream the data through the device in chunks of this many minibatches
-        (default for memory-mapped data: about 64 MiB per chunk; otherwise all resident).
-      progress: show a tqdm bar (steps/s and smoothed cost); it is quiet when stderr is not
-        a terminal.
+        (default for memory-mapped data: about 64 MiB per chunk; for a loader 64 batches;
+        otherwise all resident). A batch of another shape runs as a chunk of its own.
+      progress: show a tqdm bar (steps/s, smoothed cost, validation values); it is quiet
+        when stderr is not a terminal.
+      model_state: state the loss updates but the optimizer does not (BatchNorm running
+        statistics, say), a pytree of arrays; carried through the scan, left unchanged by a
+        skipped step, checkpointed and resumed with the rest.
+      key: a JAX random key; step t of the run (counting resumed steps) gets
+        ``jax.random.fold_in(key, t)`` as ``key=``, so a resumed run draws the same keys.
+      validation: ``(X_val, Y_val)`` (or ``X_val``): after every epoch the loss and each metric
+        over it, computed in compiled batches of at most ``batch_size`` rows and called
+        without ``key=`` (a loss with dropout should turn it off when it gets no key), go into
+        ``history.validation``, the progress bar and the callbacks' ``EpochEnd.validation``.
+      metrics: name -> function with the loss's arguments (no key) returning a scalar mean
+        over the batch, e.g. accuracy; evaluated on ``validation``.
+
+    Across processes (``jax.process_count() > 1``, after ``jax.distributed.initialize()``):
+    every process calls fit with the same arguments except X and Y, which are *its own
+    rows* (the same number on every process), with ``batch_size`` the global minibatch (a
+    multiple of the process count and of the mesh's first axis) and ``mesh`` over every
+    process's devices. Each global minibatch joins ``batch_size / process_count`` rows of
+    every process's own shuffle, so no row leaves its host (see
+    :mod:`jaxopt_notes.training.processes`). Parameters, optimizer state and history come
+    back the same on every process. Loaders (callable X) run in one process only.
 
     Returns:
-      ``(params, history)``: the trained parameters and a :class:`History`.
+      ``(params, history)``: the trained parameters and a :class:`History`; with
+      ``model_state``, ``(params, model_state, history)``.
 
     Example:
+      >>> import jax.numpy as jnp, numpy as np, jaxopt_notes as jn
+      >>> X = np.random.default_rng(0).normal(size=(256, 3)).astype(np.float32)
+      >>> Y = X @ np.array([1.0, -2.0, 0.5], np.float32)
       >>> loss = lambda p, x, y: jnp.mean((x @ p["w"] - y) ** 2)
-      >>> params, history = fit(loss, {"w": jnp.zeros(3)}, jn.adam(1e-2), X, Y, batch_size=64, epochs=5)
-      >>> history.epoch_cost[-1] < history.epoch_cost[0]
+      >>> params, history = fit(loss, {"w": jnp.zeros(3)}, jn.adam(1e-1), X, Y, batch_size=64, epochs=5, progress=False)
+      >>> bool(history.epoch_cost[-1] < history.epoch_cost[0])
+      True
     """
-    if not callable(loss_fn):
-        raise TypeError(f"fit: loss_fn must be callable as loss_fn(params, X_batch, Y_batch), got {loss_fn!r}")
-    if not (callable(getattr(optimizer, "init", None)) and callable(getattr(optimizer, "update", None))):
-        raise TypeError(f"fit: optimizer must be a gradient transformation with init and update, got {optimizer!r}")
-    _checks.check_params("fit", params)
-    batch_size = _check_positive_int("batch_size", batch_size)
-    epochs = _check_positive_int("epochs", epochs, minimum=0)
-    checkpoint_every = _check_positive_int("checkpoint_every", checkpoint_every)
-    _checks.check_decay("beta", beta)
-    if on_nonfinite not in ("raise", "skip"):
-        raise ValueError(f"fit: on_nonfinite must be 'raise' or 'skip', got {on_nonfinite!r}")
-    if np.ndim(X) < 1 or len(X) == 0:
-        raise ValueError(f"fit: X must hold at least one example along axis 0, got shape {np.shape(X)}")
-    m = len(X)
-    if Y is not None and (np.ndim(Y) < 1 or len(Y) != m):
-        raise ValueError(f"fit: Y must have as many examples as X ({m}) along axis 0, got shape {np.shape(Y)}")
-    if drop_remainder and m < batch_size:
-        raise ValueError(f"fit: with drop_remainder, batch_size ({batch_size}) must not exceed the {m} examples")
-    if mesh is not None and not isinstance(mesh, jax.sharding.Mesh):
-        raise TypeError(f"fit: mesh must be a jax.sharding.Mesh, got {type(mesh).__name__}")
-    if chunk_steps is None and isinstance(X, np.memmap):
-        row_bytes = X[:1].nbytes + (0 if Y is None else Y[:1].nbytes)
-        chunk_steps = max(1, _CHUNK_BYTES // (row_bytes * batch_size))
-    if chunk_steps is not None:
-        chunk_steps = _check_positive_int("chunk_steps", chunk_steps)
-
-    replicated = None if mesh is None else jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
-    batch_sharding = None
-    if mesh is not None:
-        batch_sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(mesh.axis_names[0]))
-    if pack is None:
-        pack = packing.should_pack(params)
-    pack = bool(pack) and not isinstance(params, packing.Packed)  # a Packed the caller made stays theirs
-    state_params = packing.pack(params) if pack else _copy(params)
-    opt_state = _copy(optimizer.init(state_params))
-    if replicated is not None:
-        state_params, opt_state = jax.device_put((state_params, opt_state), replicated)
-
-    def user_params(internal: Any) -> Any:
-        return packing.unpack(internal) if pack else internal
-
-    history = History(beta=float(beta))
-    start_epoch = 0
-    checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
-    if checkpoint_dir is not None:
-        checkpoint_dir.mkdir(parents=True, exist_ok=True)
-        found = latest_checkpoint(checkpoint_dir, pattern="epoch_*.npz")
-        if found is not None:
-            start_epoch, state_params, opt_state = _resume(found, state_params, opt_state, history, seed, m)
-
-    run = compiled_epoch(
-        loss_fn,
-        optimizer,
-        batch_size=batch_size,
-        skip_nonfinite=on_nonfinite == "skip",
-        batch_sharding=batch_sharding,
-        packed=pack,
+    config = check_config(
+        loss_fn, optimizer, params, X, Y,
+        batch_size=batch_size, epochs=epochs, seed=seed, drop_remainder=drop_remainder, beta=beta,
+        on_nonfinite=on_nonfinite, checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every,
+        mesh=mesh, pack=pack, chunk_steps=chunk_steps, progress=progress, model_state=model_state, key=key,
+    )  # fmt: skip
+    place = placement(config.mesh)
+    evaluate = validation_evaluator(config, validation, metrics, place)
+    state = initial_state(params, config, place, model_state, key)
+    history = History(beta=config.beta)
+    start_epoch = resume(config, state, history)
+    run_for = functools.partial(
+        compiled_epoch,
+        config.loss_fn,
+        config.optimizer,
+        skip_nonfinite=config.on_nonfinite == "skip",
+        batch_sharding=place.batch,
+        packed=state.packed,
+        with_model_state=config.with_model_state,
+        with_key=config.with_key,
     )
-    steps_per_epoch = m // batch_size + (0 if drop_remainder or m % batch_size == 0 else 1)
-    if chunk_steps is None:
-        X_device, Y_device, layout = _resident(X, Y, replicated)
-        orders: Iterable = _orders(m, batch_size, seed, range(start_epoch, epochs), drop_remainder)
-    else:
-        orders = (None for _ in range(start_epoch, epochs))
-    bar = tqdm(
-        total=epochs * steps_per_epoch,
-        initial=start_epoch * steps_per_epoch,
-        unit="step",
-        desc="fit",
-        disable=None if progress else True,
-        dynamic_ncols=True,
-    )
-    failed = jnp.zeros([], bool)
-    try:
-        for epoch, order in zip(range(start_epoch, epochs), orders, strict=True):
+    with epoch_source(X, Y, config, place, start_epoch) as source, progress_bar(config, start_epoch) as bar:
+        for epoch in range(start_epoch, config.epochs):
             started = time.perf_counter()
-            if order is not None:
-                (state_params, opt_state, failed), outputs = run(
-                    state_params, opt_state, failed, X_device, Y_device, *order, layout
-                )
-                outputs = [outputs]
-            else:
-                outputs = []
-                with _chunks(X, Y, batch_size, seed, epoch, chunk_steps, drop_remainder, replicated) as chunks:
-                    for chunk in chunks:
-                        carry, out = run(state_params, opt_state, failed, *chunk, None, None, None)
-                        (state_params, opt_state, failed), outputs = carry, outputs + [out]
-            per_step = zip(*jax.device_get(outputs), strict=True)
-            cost, grad_norm, rate, finite = (np.concatenate(parts) for parts in per_step)
-            seconds = time.perf_counter() - started
-            if on_nonfinite == "raise" and not finite.all():
-                bad = int(np.argmin(finite))
-                history.record_epoch(cost[:bad], grad_norm[:bad], rate[:bad], ~finite[:bad], seconds)
-                raise NonFiniteCostError(
-                    epoch + 1, bad + 1, history.steps + 1, user_params(state_params), opt_state, history
-                )
-            history.record_epoch(cost, grad_norm, rate, ~finite, seconds)
-            bar.update(len(cost))
-            bar.set_postfix(epoch=f"{epoch + 1}/{epochs}", cost=f"{history.smoothed_cost[-1]:.4g}")
-            stop = False
-            if callbacks:
-                event = EpochEnd(
-                    epoch + 1, history.steps, cost, grad_norm, rate, history, user_params(_copy(state_params)),
-                    _copy(opt_state),
-                )  # fmt: skip
-                for callback in callbacks:
-                    callback(event)
-                opt_state = (
-                    _copy(event.opt_state) if replicated is None else jax.device_put(event.opt_state, replicated)
-                )
-                stop = bool(event.stop)
-            done = epoch + 1
-            if checkpoint_dir is not None and (done % checkpoint_every == 0 or done == epochs or stop):
-                _save(checkpoint_dir, done, state_params, opt_state, history, seed, m)
+            outputs = jax.block_until_ready(_train_epoch(run_for, state, source, epoch))  # timed to the end
+            per_step = record_epoch(config, epoch, outputs, time.perf_counter() - started, state, history)
+            if evaluate is not None:
+                history.record_validation(evaluate(state.user_params(), state.model_state))
+            show_progress(bar, config, epoch, len(per_step[0]), history)
+            stop = run_callbacks(callbacks, epoch, per_step, history, state, place)
+            save_if_due(config, epoch + 1, state, history, stop=stop)
             if stop:
                 break
-    finally:
-        bar.close()
-    return user_params(state_params), history
+    if config.with_model_state:
+        return state.user_params(), state.model_state, history
+    return state.user_params(), history
 
 
-def _save(directory: Path, epoch: int, params: Any, opt_state: Any, history: History, seed: int, m: int) -> None:
-    tree = {
-        "params": params,
-        "opt_state": opt_state,
-        "rng": np.array([seed, epoch], np.int64),
-        "history": history.state_dict(),
-    }
-    metadata = {"epoch": epoch, "steps": history.steps, "seed": seed, "examples": m}
-    save_checkpoint(directory / f"epoch_{epoch:06d}.npz", tree, metadata=metadata)
-
-
-def _resume(path: Path, params: Any, opt_state: Any, history: History, seed: int, m: int) -> tuple[int, Any, Any]:
-    metadata = verify_checkpoint(path) or {}
-    if metadata.get("seed") != seed or metadata.get("examples") != m:
-        warnings.warn(
-            f"fit: resuming from {path}, written with seed={metadata.get('seed')} and "
-            f"{metadata.get('examples')} examples, now seed={seed} and {m} examples: the run will "
-            "not match an uninterrupted one",
-            RuntimeWarning,
-            stacklevel=3,
-        )
-    steps, epochs = int(metadata["steps"]), int(metadata["epoch"])
-    like_history = {name: np.zeros(steps) for name in ("cost", "smoothed_cost", "grad_norm", "learning_rate")}
-    like_history |= {"epoch_cost": np.zeros(epochs), "epoch_time": np.zeros(epochs)}
-    like_history |= {"skipped_steps": np.zeros(epochs, np.int64), "smoother": np.zeros(2)}
-    like = {"params": params, "opt_state": opt_state, "rng": np.zeros(2, np.int64), "history": like_history}
-    tree, _ = load_checkpoint(path, like)
-    history.load_state_dict(tree["history"])
-    return int(tree["rng"][1]), tree["params"], tree["opt_state"]
+def _train_epoch(run_for: Callable[..., Callable], state: TrainState, source: EpochSource, epoch: int) -> list[Any]:
+    """Steps through epoch ``epoch``: one call of the compiled run (for the piece's minibatch
+    size) per piece the source yields, the carry updated in ``state``; returns each call's
+    per-step outputs."""
+    outputs = []
+    with contextlib.closing(source.epoch(epoch)) as pieces:
+        for batch_size, arguments in pieces:
+            state.carry, out = run_for(batch_size=batch_size)(state.carry, *arguments)
+            outputs.append(out)
+    return outputs

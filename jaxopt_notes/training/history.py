@@ -68,11 +68,14 @@ def smooth(values: Any, beta: float, *, debias: bool = True) -> np.ndarray:
     array = np.asarray(values, dtype=np.float64)
     if array.ndim != 1:
         raise ValueError(f"smooth: values must be a 1-D sequence, got shape {array.shape}")
-    return _Smoother(float(beta), debias).extend(array)
+    return Smoother(float(beta), debias).extend(array)
 
 
-class _Smoother:
-    """:func:`smooth` continued across calls: fit smooths each epoch's costs as they arrive."""
+class Smoother:
+    """:func:`smooth` continued across calls: the one cost smoother of the package. :class:`History`
+    smooths each epoch's costs as they arrive, and so does the plateau callback
+    :class:`~jaxopt_notes.ReduceLROnPlateau`. Bias correction divides by ``-expm1(t log beta)``,
+    which keeps its digits where ``1 - beta**t`` cancels (beta near 1, t small)."""
 
     def __init__(self, beta: float, debias: bool = True):
         self.beta, self.debias, self.average, self.count = beta, debias, 0.0, 0
@@ -99,6 +102,8 @@ class History:
       epoch_cost: the mean of ``cost`` over each epoch's steps (skipped steps excluded).
       epoch_time: wall-clock seconds of each epoch, compile time included in the first.
       skipped_steps: per epoch, the steps skipped for a non-finite cost or gradient.
+      validation: with ``fit(..., validation=...)``, per epoch the held-out ``"cost"`` and
+        each metric, by name (empty without validation).
       beta: the decay used for ``smoothed_cost``.
     """
 
@@ -110,9 +115,10 @@ class History:
     epoch_cost: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
     epoch_time: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
     skipped_steps: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.int64))
+    validation: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
-        self._smoother = _Smoother(self.beta)
+        self._smoother = Smoother(self.beta)
 
     @property
     def epochs(self) -> int:
@@ -128,14 +134,33 @@ class History:
         """Every array plus the running average behind ``smoothed_cost``: what a checkpoint holds."""
         arrays = {name: getattr(self, name) for name in self._FIELDS}
         arrays["smoother"] = np.array([self._smoother.average, self._smoother.count], dtype=np.float64)
+        if self.validation:
+            arrays["validation"] = dict(self.validation)
         return arrays
 
-    def load_state_dict(self, arrays: dict[str, np.ndarray]) -> None:
+    @classmethod
+    def state_like(cls, steps: int, epochs: int, validation: tuple[str, ...] = ()) -> dict[str, Any]:
+        """Zero arrays shaped and typed as :meth:`state_dict` is after ``steps`` steps in
+        ``epochs`` epochs (validated on the names in ``validation``): the ``like`` tree a
+        checkpoint of it loads into."""
+        per_step = {name: np.zeros(steps) for name in ("cost", "smoothed_cost", "grad_norm", "learning_rate")}
+        per_epoch: dict[str, Any] = {"epoch_cost": np.zeros(epochs), "epoch_time": np.zeros(epochs)}
+        if validation:
+            per_epoch["validation"] = {name: np.zeros(epochs) for name in validation}
+        return per_step | per_epoch | {"skipped_steps": np.zeros(epochs, np.int64), "smoother": np.zeros(2)}
+
+    def load_state_dict(self, arrays: dict[str, Any]) -> None:
         for name in self._FIELDS:
             setattr(self, name, np.asarray(arrays[name]))
         self._smoother.average, self._smoother.count = float(arrays["smoother"][0]), int(arrays["smoother"][1])
+        self.validation = {name: np.asarray(values) for name, values in arrays.get("validation", {}).items()}
 
-    def record_epoch(self, cost, grad_norm, learning_rate, skipped, seconds: float) -> None:
+    def record_validation(self, values: dict[str, float]) -> None:
+        """Appends one epoch's held-out values (``"cost"`` and each metric, by name)."""
+        for name, value in values.items():
+            self.validation[name] = np.append(self.validation.get(name, np.zeros(0)), float(value))
+
+    def record_epoch(self, cost: Any, grad_norm: Any, learning_rate: Any, skipped: Any, seconds: float) -> None:
         """Appends one epoch: per-step arrays and a boolean array marking the skipped steps."""
         cost, grad_norm, learning_rate = (np.asarray(a, np.float64) for a in (cost, grad_norm, learning_rate))
         skipped = np.asarray(skipped, dtype=bool)
@@ -164,6 +189,9 @@ class EpochEnd:
       opt_state: the optimizer state after this epoch. Assign a new one (e.g. from
         ``set_hyperparams``) and fit continues from it.
       stop: set to ``True`` to end training after this epoch.
+      validation: this epoch's held-out ``"cost"`` and metrics, by name (empty without
+        ``fit(..., validation=...)``).
+      model_state: the model state after this epoch (None without one).
     """
 
     epoch: int
@@ -175,3 +203,5 @@ class EpochEnd:
     params: Any
     opt_state: Any
     stop: bool = False
+    validation: dict[str, float] = dataclasses.field(default_factory=dict)
+    model_state: Any = None

@@ -8,7 +8,7 @@ zero while the cost stays high, for many steps. This module
 - lowers the learning rate when the smoothed cost stops improving
   (:class:`ReduceLROnPlateau`, a callback driving :func:`~jaxopt_notes.set_hyperparams`).
 
-The race of the optimizers off a plateau is :func:`jaxopt_notes.escape.escape_race`.
+The race of the optimizers off a plateau is :func:`jaxopt_notes.notes.escape.escape_race`.
 
 Callbacks follow ``fit``'s contract: called after every epoch with an ``EpochEnd`` event
 carrying that epoch's per-step ``cost`` and ``grad_norm``, the ``step`` count so far and
@@ -22,16 +22,12 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
-import jax
 import numpy as np
 
 from jaxopt_notes import _checks
+from jaxopt_notes.base import find_states
 from jaxopt_notes.hyperparams import InjectHyperparamsState, set_hyperparams
-
-
-def _check_patience(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+from jaxopt_notes.training.history import Smoother
 
 
 class _PlateauTracker:
@@ -59,7 +55,9 @@ class _PlateauTracker:
         return self.run_start is not None and self.steps_seen - self.run_start >= self.patience
 
     def episodes(self) -> list[tuple[int, int]]:
-        return self.completed + ([(self.run_start, self.steps_seen)] if self.ongoing() else [])
+        if self.run_start is not None and self.ongoing():
+            return [*self.completed, (self.run_start, self.steps_seen)]
+        return list(self.completed)
 
 
 def _as_series(name: str, values: Any) -> np.ndarray:
@@ -93,11 +91,11 @@ def find_plateaus(
       >>> find_plateaus([1, 1, 1, 1, .5], [1e-5, 1e-5, 1e-5, 1e-5, .1], grad_tol=1e-3, patience=3)
       [(0, 4)]
     """
-    cost, grad_norm = _as_series("cost", cost), _as_series("grad_norm", grad_norm)
-    if cost.shape != grad_norm.shape:
-        raise ValueError(f"cost and grad_norm must have the same length, got {cost.shape[0]} and {grad_norm.shape[0]}")
+    costs, norms = _as_series("cost", cost), _as_series("grad_norm", grad_norm)
+    if costs.shape != norms.shape:
+        raise ValueError(f"cost and grad_norm must have the same length, got {costs.shape[0]} and {norms.shape[0]}")
     tracker = _new_tracker(grad_tol, min_cost, patience)
-    tracker.feed(cost, grad_norm)
+    tracker.feed(costs, norms)
     return tracker.episodes()
 
 
@@ -106,7 +104,7 @@ def _new_tracker(grad_tol: float, min_cost: float, patience: int) -> _PlateauTra
     if grad_tol == 0:
         raise ValueError("grad_tol must be > 0: no gradient norm is below 0")
     _checks.check_finite("min_cost", min_cost)
-    _check_patience("patience", patience)
+    _checks.check_int("patience", patience, minimum=1)
     return _PlateauTracker(float(grad_tol), float(min_cost), int(patience))
 
 
@@ -130,11 +128,15 @@ class PlateauMonitor:
       flagged: whether any plateau was found.
       on_plateau: whether the latest epoch ended on one.
 
-    Example:
-      >>> monitor = PlateauMonitor(grad_tol=1e-4, patience=200)
-      >>> params, history = jn.fit(loss, params, jn.adam(1e-3), X, Y, batch_size=64, epochs=20,
-      ...                          callbacks=[monitor])
-      >>> monitor.episodes
+    Example (``w = 10`` lies on the flat shelf of ``tanh(w**2)``: cost 1, gradient about 0):
+      >>> import jax.numpy as jnp, numpy as np, jaxopt_notes as jn
+      >>> X = np.ones((64, 1), np.float32)
+      >>> loss = lambda p, x: jnp.mean(jnp.tanh(p["w"] ** 2) * x[:, 0])
+      >>> monitor = PlateauMonitor(grad_tol=1e-4, patience=20)
+      >>> _ = jn.fit(loss, {"w": jnp.array(10.0)}, jn.sgd(0.1), X, batch_size=8, epochs=5,
+      ...            callbacks=[monitor], progress=False)
+      >>> monitor.flagged, monitor.episodes
+      (True, [(0, 40)])
     """
 
     def __init__(self, grad_tol: float = 1e-3, patience: int = 100, *, min_cost: float = 0.0, stop: bool = False):
@@ -175,7 +177,7 @@ class PlateauMonitor:
 
 
 def _injected_rate(opt_state: Any, name: str) -> float:
-    found = [node for node in jax.tree.leaves(opt_state, is_leaf=_is_injected) if _is_injected(node)]
+    found = find_states(opt_state, InjectHyperparamsState)
     if len(found) != 1 or name not in found[0].hyperparams:
         raise TypeError(
             f"ReduceLROnPlateau: the optimizer state must hold one InjectHyperparamsState with a settable {name!r}; "
@@ -184,8 +186,14 @@ def _injected_rate(opt_state: Any, name: str) -> float:
     return float(found[0].hyperparams[name])
 
 
-def _is_injected(node: Any) -> bool:
-    return isinstance(node, InjectHyperparamsState)
+def _validation_value(event: Any, name: str) -> float:
+    values = getattr(event, "validation", None) or {}
+    if name not in values:
+        raise ValueError(
+            f"ReduceLROnPlateau: monitor {name!r} is not among this epoch's validation values {sorted(values)}; "
+            "pass validation=(X_val, Y_val) (and metrics=) to fit"
+        )
+    return float(values[name])
 
 
 class ReduceLROnPlateau:
@@ -202,17 +210,26 @@ class ReduceLROnPlateau:
     next ``cooldown`` epochs are ignored. The rule and its defaults are optax's
     ``contrib.reduce_on_plateau`` (itself PyTorch's), with patience counted in epochs.
 
+    With ``monitor`` set to the name of a held-out value (``"cost"``, or a metric whose
+    decrease is progress), the rule compares ``event.validation[monitor]`` after each epoch
+    instead of the smoothed training cost (``fit(..., validation=...)`` computes it).
+
     The optimizer must be built with :func:`~jaxopt_notes.inject_hyperparams` and a
     numeric learning rate (a schedule cannot be overridden).
 
     Attributes:
-      smoothed: the smoothed cost at the end of each epoch seen.
+      smoothed: the smoothed cost (or the monitored validation value) at the end of each epoch seen.
       reductions: ``(epoch, new_rate)`` for each reduction made.
 
-    Example:
-      >>> opt = jn.inject_hyperparams(jn.momentum)(learning_rate=0.1)
-      >>> reduce = ReduceLROnPlateau(factor=0.5, patience=3)
-      >>> params, history = jn.fit(loss, params, opt, X, Y, batch_size=64, epochs=50, callbacks=[reduce])
+    Example (a run stuck on the flat shelf of ``tanh(w**2)`` at ``w = 10``):
+      >>> import jax.numpy as jnp, numpy as np, jaxopt_notes as jn
+      >>> X = np.ones((64, 1), np.float32)
+      >>> loss = lambda p, x: jnp.mean(jnp.tanh(p["w"] ** 2) * x[:, 0])
+      >>> opt = jn.inject_hyperparams(jn.sgd)(learning_rate=0.1)
+      >>> reduce = ReduceLROnPlateau(factor=0.5, patience=2)
+      >>> _ = jn.fit(loss, {"w": jnp.array(10.0)}, opt, X, batch_size=8, epochs=6, callbacks=[reduce], progress=False)
+      >>> [(epoch, round(rate, 4)) for epoch, rate in reduce.reductions]
+      [(3, 0.05), (5, 0.025)]
     """
 
     def __init__(
@@ -226,41 +243,45 @@ class ReduceLROnPlateau:
         min_learning_rate: float = 0.0,
         beta: float = 0.9,
         hyperparam: str = "learning_rate",
+        monitor: str | None = None,
     ):
         _checks.check_finite("factor", factor)
         if not 0.0 < factor < 1.0:
             raise ValueError(f"factor must be in (0, 1), got {factor!r}")
-        _check_patience("patience", patience)
+        _checks.check_int("patience", patience, minimum=1)
         _checks.check_nonnegative("rtol", rtol)
         _checks.check_nonnegative("atol", atol)
         if rtol == 0 and atol == 0:
             raise ValueError("at least one of rtol and atol must be > 0")
         if rtol > 1:
             raise ValueError(f"rtol must be <= 1, got {rtol!r}")
-        if isinstance(cooldown, bool) or not isinstance(cooldown, int | np.integer) or cooldown < 0:
-            raise ValueError(f"cooldown must be an integer >= 0, got {cooldown!r}")
+        _checks.check_int("cooldown", cooldown, minimum=0)
         _checks.check_nonnegative("min_learning_rate", min_learning_rate)
         _checks.check_decay("beta", beta)
         if not isinstance(hyperparam, str):
             raise TypeError(f"hyperparam must be the name of the injected hyperparameter, got {hyperparam!r}")
         self.factor, self.patience, self.rtol, self.atol = float(factor), int(patience), float(rtol), float(atol)
         self.cooldown, self.min_learning_rate, self.beta = int(cooldown), float(min_learning_rate), float(beta)
-        self.hyperparam = hyperparam
+        if monitor is not None and not isinstance(monitor, str):
+            raise TypeError(f"monitor must be None or the name of a validation value such as 'cost', got {monitor!r}")
+        self.hyperparam, self.monitor = hyperparam, monitor
         self.smoothed: list[float] = []
         self.reductions: list[tuple[int, float]] = []
-        self._average, self._count = 0.0, 0
+        self._smoother, self._latest = Smoother(self.beta), math.nan
         self._best, self._bad_epochs, self._cooldown_left = math.inf, 0, 0
 
     def __call__(self, event: Any) -> None:
         rate = _injected_rate(getattr(event, "opt_state", None), self.hyperparam)
-        for value in _epoch_series(event, "cost").tolist():
-            if not math.isfinite(value):  # a step fit skipped for a non-finite cost
-                continue
-            self._average = self.beta * self._average + (1 - self.beta) * value
-            self._count += 1
-        if self._count == 0:
-            return
-        smoothed = self._average / (1 - self.beta**self._count)
+        if self.monitor is None:
+            costs = _epoch_series(event, "cost")
+            finite = costs[np.isfinite(costs)]  # fit skips a step with a non-finite cost
+            if len(finite):
+                self._latest = float(self._smoother.extend(finite)[-1])
+            if self._smoother.count == 0:
+                return
+            smoothed = self._latest
+        else:
+            smoothed = _validation_value(event, self.monitor)
         self.smoothed.append(smoothed)
         if smoothed < (1 - self.rtol) * self._best - self.atol:
             self._best, self._bad_epochs = smoothed, 0
