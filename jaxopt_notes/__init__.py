@@ -51,7 +51,8 @@ from jaxopt_notes.notes.diagnostics import (
     positive_definite_fraction,
 )
 from jaxopt_notes.notes.escape import EscapeProblem, EscapeRow, escape_race
-from jaxopt_notes.packing import Layout, Packed, check_elementwise, pack, packable, should_pack, unpack
+from jaxopt_notes.pack_policy import check_elementwise, should_pack
+from jaxopt_notes.packing import Layout, Packed, pack, packable, unpack
 from jaxopt_notes.rmsprop import (
     RmsState,
     ScaleByRmsState,

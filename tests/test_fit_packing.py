@@ -71,7 +71,7 @@ def test_pack_true_with_a_per_leaf_optimizer_is_refused(name):
 
 def test_declared_optimizers_pack_without_a_probe(monkeypatch):
     probed = []
-    monkeypatch.setattr(jn.packing, "check_elementwise", lambda *args, **kwargs: probed.append(args))
+    monkeypatch.setattr(jn.pack_policy, "check_elementwise", lambda *args, **kwargs: probed.append(args))
     assert decide_packing(MANY, _config(jn.adam(1e-2), None))
     assert decide_packing(MANY, _config(jn.inject_hyperparams(jn.rmsprop)(learning_rate=1e-2), True))
     assert probed == []

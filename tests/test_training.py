@@ -15,7 +15,7 @@ import jaxopt_notes as jn
 from jaxopt_notes.data import minibatches
 from jaxopt_notes.hyperparams import inject_hyperparams, set_hyperparams
 from jaxopt_notes.schedules import inverse_time_decay
-from jaxopt_notes.training._compiled import join_rows, split_rows
+from jaxopt_notes.training._rows import join_rows, split_rows
 from jaxopt_notes.training.fit import NonFiniteCostError, fit
 from jaxopt_notes.training.history import smooth
 

@@ -23,8 +23,6 @@ from jaxopt_notes import packing
 from jaxopt_notes._numerics import all_finite, global_norm
 from jaxopt_notes.base import apply_updates
 from jaxopt_notes.learning_rate import learning_rate_in_use
-from jaxopt_notes.training._rows import join_rows as join_rows
-from jaxopt_notes.training._rows import split_rows as split_rows
 from jaxopt_notes.training._rows import take_rows
 
 _CACHE_SIZE = 32

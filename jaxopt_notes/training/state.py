@@ -9,7 +9,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jaxopt_notes import packing
+from jaxopt_notes import pack_policy, packing
 from jaxopt_notes.base import ElementwiseTransformation
 from jaxopt_notes.training._compiled import Carry
 from jaxopt_notes.training.config import FitConfig
@@ -54,7 +54,7 @@ def _why_not_faithful(params: Any, optimizer: Any) -> str | None:
     if isinstance(optimizer, ElementwiseTransformation):
         return None
     try:
-        packing.check_elementwise(optimizer, params)
+        pack_policy.check_elementwise(optimizer, params)
     except ValueError as error:
         return str(error)
     return None
@@ -67,7 +67,7 @@ def decide_packing(params: Any, config: FitConfig) -> bool:
     :class:`~jaxopt_notes.Packed` the caller made stays theirs: it is never packed again."""
     if isinstance(params, packing.Packed) or config.pack is False:
         return False
-    if config.pack is None and not packing.should_pack(params):
+    if config.pack is None and not pack_policy.should_pack(params):
         return False
     reason = _why_not_faithful(params, config.optimizer)
     if reason is not None and config.pack:
