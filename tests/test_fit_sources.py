@@ -155,9 +155,9 @@ def test_batch_chunks_joins_equal_batches_and_keeps_odd_ones_apart():
     with batch_chunks(source, 7, chunk_steps=2) as chunks:
         got = [(np.asarray(x), np.asarray(y), size) for x, y, size in chunks]
     assert [size for *_, size in got] == [4, 4, 4, 2, 4]
-    assert [len(x) for x, *_ in got] == [8, 8, 4, 2, 4]
-    np.testing.assert_array_equal(np.concatenate([x for x, *_ in got])[:, 0], rows + 7)
-    np.testing.assert_array_equal(np.concatenate([y for _, y, _ in got]), rows)
+    assert [x.shape for x, *_ in got] == [(2, 4, 1), (2, 4, 1), (1, 4, 1), (1, 2, 1), (1, 4, 1)]
+    np.testing.assert_array_equal(np.concatenate([x.reshape(-1) for x, *_ in got]), rows + 7)
+    np.testing.assert_array_equal(np.concatenate([y.reshape(-1) for _, y, _ in got]), rows)
 
 
 def test_bad_loaders_name_x():
@@ -189,6 +189,15 @@ assert len(sharded["w"].sharding.device_set) == 4
 jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), single, sharded)
 np.testing.assert_allclose(h1.cost, h4.cost, rtol=1e-5)
 np.testing.assert_allclose(h1.validation["cost"], h4.validation["cost"], rtol=1e-5)
+# Each device holds its own quarter of every full minibatch; the odd last one is replicated.
+spread = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(None, "batch"))
+with jn.batch_chunks(t.generator_loader, 0, chunk_steps=4, sharding=spread) as chunks:
+    placed = [(x, size) for x, _, size in chunks]
+full = [x for x, size in placed if size == t.BATCH]
+assert full and all(x.sharding.spec == spread.spec for x in full)
+assert all(shard.data.shape[1] == t.BATCH // 4 for x in full for shard in x.addressable_shards)
+odd = [x for x, size in placed if size % 4]
+assert all(x.sharding.is_fully_replicated for x in odd)
 print("ok")
 """
 

@@ -3,12 +3,13 @@
 A data source is a callable ``epoch -> iterable of batches``: a grain ``DataLoader`` or
 ``MapDataset`` pipeline, a PyTorch ``DataLoader`` yielding NumPy arrays, ``tf.data`` through
 ``as_numpy_iterator``, or a plain generator. Each batch is ``(x, y)`` or ``x`` (arrays or
-pytrees of arrays, NumPy or JAX). :func:`batch_chunks` joins up to ``chunk_steps``
-consecutive batches of one shape along axis 0 into a chunk, so a compiled ``lax.scan``
-takes a whole chunk per call; a batch of another shape (the last one, say) starts a chunk
-of its own. A background thread builds and places the chunks while the
-device trains on the previous one; closing the returned iterator (a ``with`` block, a
-``break``, an exception) stops the thread and closes the loader's iterator.
+pytrees of arrays, NumPy or JAX). :func:`batch_chunks` stacks up to ``chunk_steps``
+consecutive batches of one shape along a new leading axis into a chunk ``(steps, batch, ...)``,
+so a compiled ``lax.scan`` takes a whole chunk per call and each device can hold its own slice
+of every minibatch; a batch of another shape (the last one, say) starts a chunk of its own.
+A background thread builds and places the chunks while the device trains on the previous
+one; closing the returned iterator (a ``with`` block, a ``break``, an exception) stops the
+thread and closes the loader's iterator.
 """
 
 from __future__ import annotations
@@ -50,8 +51,8 @@ def _signature(x: Any, y: Any, index: int) -> tuple:
 def _join(batches: list[tuple[Any, Any]]) -> tuple[Any, Any, int]:
     def join(*leaves):
         if any(isinstance(leaf, jax.Array) for leaf in leaves):
-            return jnp.concatenate(leaves)
-        return np.concatenate(leaves)
+            return jnp.stack(leaves)
+        return np.stack(leaves)
 
     x, y = jax.tree.map(join, *batches)
     return x, y, int(np.shape(jax.tree.leaves(batches[0])[0])[0])
@@ -91,7 +92,8 @@ def batch_chunks(
     """One epoch of ``source`` as chunks ``(x, y, batch_size)``, ``x`` and ``y`` already on the device.
 
     A chunk is up to ``chunk_steps`` consecutive batches of ``batch_size`` rows and equal
-    shapes and dtypes, joined along axis 0 (``y`` is None for x-only batches); the next
+    shapes and dtypes, stacked as ``(steps, batch_size, ...)`` (``y`` is None for x-only
+    batches); the next
     chunks are gathered and placed by a background thread. Use it as a context manager, or
     close it, to stop the thread and close the loader's iterator (a generator's ``finally``
     runs, a grain iterator's ``close()`` is called).
@@ -100,7 +102,10 @@ def batch_chunks(
       source: ``source(epoch) -> iterable of batches``, each ``(x, y)`` or ``x``.
       epoch: passed to ``source`` (0-based), so a loader can reshuffle per epoch.
       chunk_steps: batches per chunk, an int >= 1.
-      sharding: where to place each chunk (e.g. replicated over a mesh); default the default device.
+      sharding: where to place each chunk; default the default device. A ``NamedSharding``
+        whose spec splits the batch axis (``P(None, "data")``) gives each device its slice of
+        every minibatch; a batch whose size the mesh axis does not divide (a last, smaller
+        one) is replicated over the mesh instead.
       size: chunks placed ahead of the consumer.
 
     Example:
@@ -110,7 +115,7 @@ def batch_chunks(
       ...         yield np.arange(start, min(start + 4, 10.0)), np.ones(min(4, 10 - start))
       >>> with batch_chunks(source, 0, chunk_steps=8) as chunks:
       ...     print([(x.shape, batch_size) for x, y, batch_size in chunks])
-      [((8,), 4), ((2,), 2)]
+      [((2, 4), 4), ((1, 2), 2)]
     """
     if not callable(source):
         raise TypeError(f"X: a data source must be callable as source(epoch) -> iterable of batches, got {source!r}")
@@ -123,6 +128,18 @@ def batch_chunks(
 
     def place(chunk: tuple[Any, Any, int]) -> tuple[Any, Any, int]:
         x, y, batch_size = chunk
-        return (*jax.device_put((x, y), sharding), batch_size)
+        return (*jax.device_put((x, y), _fitting(sharding, batch_size)), batch_size)
 
     return Prefetcher(_chunks(batches, int(chunk_steps)), size=size, place=place)
+
+
+def _fitting(sharding: jax.sharding.Sharding | None, batch_size: int) -> jax.sharding.Sharding | None:
+    """``sharding``, or the same mesh replicated when its spec splits a batch of ``batch_size``
+    rows (axis 1 of a chunk) over more devices than divide it."""
+    if not isinstance(sharding, jax.sharding.NamedSharding) or len(sharding.spec) < 2 or sharding.spec[1] is None:
+        return sharding
+    axes = sharding.spec[1] if isinstance(sharding.spec[1], tuple) else (sharding.spec[1],)
+    devices = int(np.prod([sharding.mesh.shape[axis] for axis in axes]))
+    if batch_size % devices == 0:
+        return sharding
+    return jax.sharding.NamedSharding(sharding.mesh, jax.sharding.PartitionSpec())

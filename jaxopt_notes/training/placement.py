@@ -19,10 +19,13 @@ def copy_tree(tree: Any) -> Any:
 @dataclasses.dataclass(frozen=True)
 class Placement:
     """``replicated``: the sharding of state and resident data (None: the default device);
-    ``batch``: the sharding constraint on each minibatch inside the compiled step (None: none)."""
+    ``batch``: the sharding constraint on each minibatch inside the compiled step (None: none);
+    ``chunks``: the sharding of minibatches stacked as ``(steps, batch, ...)``, each device
+    holding its slice of every minibatch (None: the default device)."""
 
     replicated: jax.sharding.Sharding | None = None
     batch: jax.sharding.Sharding | None = None
+    chunks: jax.sharding.Sharding | None = None
 
     def put_state(self, tree: Any) -> Any:
         """A fresh copy of ``tree`` (parameters or optimizer state) placed for the run."""
@@ -37,4 +40,5 @@ def placement(mesh: jax.sharding.Mesh | None) -> Placement:
     return Placement(
         replicated=jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()),
         batch=jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(mesh.axis_names[0])),
+        chunks=jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(None, mesh.axis_names[0])),
     )

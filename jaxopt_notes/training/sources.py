@@ -28,6 +28,7 @@ from jaxopt_notes.data._shuffle import EpochOrders
 from jaxopt_notes.data.loaders import batch_chunks
 from jaxopt_notes.data.prefetch import prefetch_to_device
 from jaxopt_notes.training import processes
+from jaxopt_notes.training._compiled import PRE_CUT
 from jaxopt_notes.training._rows import place_rows
 from jaxopt_notes.training.config import FitConfig
 from jaxopt_notes.training.placement import Placement
@@ -118,9 +119,9 @@ class LoaderSource:
 
     def epoch(self, epoch: int) -> Generator[Piece, None, None]:
         chunk_steps = self.config.chunk_steps or LOADER_CHUNK_STEPS
-        with batch_chunks(self.loader, epoch, chunk_steps=chunk_steps, sharding=self.place.replicated) as chunks:
+        with batch_chunks(self.loader, epoch, chunk_steps=chunk_steps, sharding=self.place.chunks) as chunks:
             for x, y, batch_size in chunks:
-                yield batch_size, (x, y, None, None, None)
+                yield batch_size, (x, y, None, None, PRE_CUT)
 
     def __enter__(self) -> LoaderSource:
         return self
