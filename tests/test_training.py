@@ -289,6 +289,12 @@ sharded, h4 = fit(t.logistic_loss, t.PARAMS, t.ADAM, t.X, t.Y, mesh=mesh, **kw)
 assert len(sharded["w"].sharding.device_set) == 4
 jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), single, sharded)
 np.testing.assert_allclose(h1.cost, h4.cost, rtol=1e-5)
+# jax.make_mesh's default Explicit axes train exactly as the Auto mesh above.
+explicit = jax.make_mesh((4,), ("batch",))
+assert explicit.axis_types == (jax.sharding.AxisType.Explicit,)
+again, h4e = fit(t.logistic_loss, t.PARAMS, t.ADAM, t.X, t.Y, mesh=explicit, **kw)
+jax.tree.map(np.testing.assert_array_equal, sharded, again)
+np.testing.assert_array_equal(h4.cost, h4e.cost)
 print("ok")
 """
 

@@ -138,14 +138,15 @@ def check_config(
     _checks.check_decay("beta", beta)
     if on_nonfinite not in ("raise", "skip"):
         raise ValueError(f"fit: on_nonfinite must be 'raise' or 'skip', got {on_nonfinite!r}")
+    if mesh is not None and not isinstance(mesh, jax.sharding.Mesh):
+        raise TypeError(f"fit: mesh must be a jax.sharding.Mesh, got {type(mesh).__name__}")
+    mesh = _auto_axes(mesh)
     if not loader:
         m = _check_data(X, Y)
         if processes.multi_process():  # X and Y are this process's rows; m counts every process's
             m = processes.check_process_rows(m, batch_size, mesh, checkpoint_dir)
         if drop_remainder and m < batch_size:
             raise ValueError(f"fit: with drop_remainder, batch_size ({batch_size}) must not exceed the {m} examples")
-    if mesh is not None and not isinstance(mesh, jax.sharding.Mesh):
-        raise TypeError(f"fit: mesh must be a jax.sharding.Mesh, got {type(mesh).__name__}")
     if model_state is not None:
         _check_model_state(model_state)
     if key is not None and not (isinstance(key, jax.Array) and (jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key)
@@ -171,3 +172,15 @@ def check_config(
         with_model_state=model_state is not None,
         with_key=key is not None,
     )  # fmt: skip
+
+
+def _auto_axes(mesh: jax.sharding.Mesh | None) -> jax.sharding.Mesh | None:
+    """``mesh`` with every axis of type Auto. ``jax.make_mesh`` makes Explicit axes by default,
+    on which the sharding constraints of fit's data-parallel step are refused; fit places its
+    arrays itself, so the same devices and axis names with Auto axes train identically."""
+    if mesh is None:
+        return None
+    auto = jax.sharding.AxisType.Auto
+    if all(axis_type == auto for axis_type in mesh.axis_types):
+        return mesh
+    return jax.sharding.Mesh(mesh.devices, mesh.axis_names, axis_types=(auto,) * len(mesh.axis_names))
