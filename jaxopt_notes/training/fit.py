@@ -167,7 +167,9 @@ def fit(
         Across processes only process 0 writes (the directory must be shared), and every
         process waits for the write.
       mesh: shard each minibatch along the mesh's first axis (data parallel); parameters
-        and data are replicated on its devices.
+        and resident data are replicated on its devices, a loader's chunks are sent sharded
+        (each device receives its slice of every minibatch). Explicit mesh axes
+        (``jax.make_mesh``'s default) are used as Auto axes.
       pack: run the step on packed parameters (:func:`~jaxopt_notes.pack`), invisibly to
         ``loss_fn``. None packs when :func:`~jaxopt_notes.should_pack` says it pays and packing
         cannot change the result: the parameters are :func:`~jaxopt_notes.packable` and the
