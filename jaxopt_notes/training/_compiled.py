@@ -148,26 +148,21 @@ def compiled_epoch(
     learning_rate, finite))`` over a :class:`Carry`, cached by identity of loss and optimizer.
     With ``with_model_state`` the loss is ``loss_fn(params, model_state, x, y) -> (cost,
     new_model_state)``; with ``with_key`` it also gets ``key=`` each step's key."""
-    options = (batch_size, skip_nonfinite, batch_sharding, packed, with_model_state, with_key)
-    key = (loss_fn, optimizer, *options)
+    options: dict[str, Any] = dict(
+        batch_size=batch_size,
+        skip_nonfinite=skip_nonfinite,
+        batch_sharding=batch_sharding,
+        packed=packed,
+        with_model_state=with_model_state,
+        with_key=with_key,
+    )
+    key = (loss_fn, optimizer, *options.values())
     try:
         hash(key)
     except TypeError:  # an unhashable optimizer: keyed by identity, kept alive by the cache entry
-        key = (loss_fn, id(optimizer), *options)
+        key = (loss_fn, id(optimizer), *options.values())
     if key not in _cache:
-        _cache[key] = (
-            _make_epoch(
-                loss_fn,
-                optimizer,
-                batch_size=batch_size,
-                skip_nonfinite=skip_nonfinite,
-                batch_sharding=batch_sharding,
-                packed=packed,
-                with_model_state=with_model_state,
-                with_key=with_key,
-            ),
-            optimizer,
-        )
+        _cache[key] = (_make_epoch(loss_fn, optimizer, **options), optimizer)
         while len(_cache) > _CACHE_SIZE:
             _cache.popitem(last=False)
     _cache.move_to_end(key)
