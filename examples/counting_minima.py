@@ -30,7 +30,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from jaxopt_notes.notes.diagnostics import decay_rate_per_dimension, positive_definite_fraction  # noqa: E402
+from jaxopt_notes.notes import decay_rate_per_dimension, positive_definite_fraction  # noqa: E402
 
 
 def table(dims: list[int], fractions: np.ndarray, num_samples: int) -> None:

@@ -29,8 +29,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-import jaxopt_notes as jn  # noqa: E402
-from jaxopt_notes.notes.escape import PLATEAU, SADDLE  # noqa: E402
+from jaxopt_notes import notes  # noqa: E402
+from jaxopt_notes.notes import PLATEAU, SADDLE  # noqa: E402
 
 LIMITS = {"saddle": ((-0.4, 1.2), (-1.3, 1.3)), "plateau": ((-3.5, 1.5), (-1.2, 1.2))}
 
@@ -41,8 +41,8 @@ def as_xy(loss):
 
 def describe_starts() -> None:
     """The saddle point is a saddle; the shelf is nearly stationary and nearly flat."""
-    saddle = jn.classify_point(as_xy(SADDLE.loss_fn), {"x": jnp.array(0.0), "y": jnp.array(0.0)})
-    shelf = jn.classify_point(
+    saddle = notes.classify_point(as_xy(SADDLE.loss_fn), {"x": jnp.array(0.0), "y": jnp.array(0.0)})
+    shelf = notes.classify_point(
         as_xy(PLATEAU.loss_fn), {"x": jnp.array(-6.0), "y": jnp.array(0.0)}, grad_tol=1e-4, eig_tol=1e-3
     )
     for label, result in (("saddle origin", saddle), ("shelf at (-6, 0)", shelf)):
@@ -52,10 +52,10 @@ def describe_starts() -> None:
         )
 
 
-def race(seed: int) -> dict[str, list[jn.EscapeRow]]:
+def race(seed: int) -> dict[str, list[notes.EscapeRow]]:
     results = {}
     for problem in (SADDLE, PLATEAU):
-        rows = jn.escape_race(problem, seed=seed)
+        rows = notes.escape_race(problem, seed=seed)
         results[problem.name] = rows
         print(f"\n{problem.name}: steps to escape (J < {problem.escape_level:g}, alpha {problem.learning_rate:g})")
         for row in rows:
@@ -64,7 +64,7 @@ def race(seed: int) -> dict[str, list[jn.EscapeRow]]:
     return results
 
 
-def plot(results: dict[str, list[jn.EscapeRow]], path: Path, grid: int) -> None:
+def plot(results: dict[str, list[notes.EscapeRow]], path: Path, grid: int) -> None:
     figure, axes = plt.subplots(2, 2, figsize=(11, 8))
     for column, problem in enumerate((SADDLE, PLATEAU)):
         (x0, x1), (y0, y1) = LIMITS[problem.name]

@@ -16,17 +16,24 @@ import jax.numpy as jnp
 import numpy as np
 
 
+class ArgumentTypeError(TypeError, ValueError):
+    """An argument of the wrong type (``batch_size=1.5``): every check raises this one type for
+    that mistake. A TypeError; also a ValueError, which some checks raised for it before they
+    were merged into one, so code catching either keeps working (as NumPy's ``AxisError`` is
+    both a ValueError and an IndexError)."""
+
+
 def is_traced(value: Any) -> bool:
     return isinstance(value, jax.core.Tracer)
 
 
 def _as_real(name: str, value: Any) -> float:
     if isinstance(value, (bool, str, bytes)) or not np.isscalar(value) and np.ndim(value) != 0:
-        raise TypeError(f"{name} must be a real number, got {value!r}")
+        raise ArgumentTypeError(f"{name} must be a real number, got {value!r}")
     try:
         return float(value)
     except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a real number, got {value!r}") from None
+        raise ArgumentTypeError(f"{name} must be a real number, got {value!r}") from None
 
 
 def check_decay(name: str, value: Any, *, allow_one: bool = False) -> None:
@@ -73,7 +80,7 @@ def check_learning_rate(name: str, value: Any) -> None:
     if is_traced(value):
         return
     if isinstance(value, bool) or not (np.isscalar(value) or np.ndim(value) == 0):
-        raise TypeError(f"{name} must be a number >= 0 or a callable schedule step -> value, got {value!r}")
+        raise ArgumentTypeError(f"{name} must be a number >= 0 or a callable schedule step -> value, got {value!r}")
     check_nonnegative(name, value)
 
 
@@ -84,18 +91,11 @@ def check_dtype(name: str, value: Any) -> None:
     try:
         dtype = jnp.dtype(value)
     except TypeError:
-        raise TypeError(f"{name} must be None or a floating-point dtype, got {value!r}") from None
+        raise ArgumentTypeError(f"{name} must be None or a floating-point dtype, got {value!r}") from None
     if not jnp.issubdtype(dtype, jnp.inexact):
-        raise TypeError(
+        raise ArgumentTypeError(
             f"{name} must be None or a floating-point dtype, got {dtype} (real and complex floats are accepted)"
         )
-
-
-class ArgumentTypeError(TypeError, ValueError):
-    """An argument of the wrong type (``batch_size=1.5``): every check raises this one type for
-    that mistake. A TypeError; also a ValueError, which some checks raised for it before they
-    were merged into one, so code catching either keeps working (as NumPy's ``AxisError`` is
-    both a ValueError and an IndexError)."""
 
 
 def check_int(name: str, value: Any, *, minimum: int | None = None) -> int:
@@ -113,7 +113,7 @@ def check_int(name: str, value: Any, *, minimum: int | None = None) -> int:
 def check_transformation(name: str, value: Any) -> None:
     """A gradient transformation: anything with callable ``init`` and ``update`` (ours, optax's)."""
     if not (callable(getattr(value, "init", None)) and callable(getattr(value, "update", None))):
-        raise TypeError(
+        raise ArgumentTypeError(
             f"{name} must be a gradient transformation with init and update, got {type(value).__name__} {value!r}"
         )
 
@@ -144,7 +144,7 @@ def check_params(where: str, params: Any) -> None:
     for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
         dtype = jnp.result_type(leaf)
         if not jnp.issubdtype(dtype, jnp.inexact):
-            raise TypeError(
+            raise ArgumentTypeError(
                 f"{where}: params{path_str(path)} has dtype {dtype}; only real floating-point or complex "
                 "leaves can be optimized. Keep integer and boolean values out of params, or leave them "
                 "out with optax.masked."

@@ -17,7 +17,7 @@ also the one default every form can share: ``k / sqrt(epoch_num)`` is undefined 
 Pass ``first_epoch=0`` for the optax / Keras / PyTorch convention where step 0 gets
 ``init_value`` itself; the README's convention table maps each form onto those libraries.
 Manual decay (a person or a callback changing the rate mid-run) lives in
-:mod:`jaxopt_notes.hyperparams`.
+:mod:`jaxopt_notes._hyperparams`.
 """
 
 from __future__ import annotations
@@ -30,7 +30,9 @@ import jax
 import jax.numpy as jnp
 
 from jaxopt_notes import _checks
-from jaxopt_notes.base import Schedule
+from jaxopt_notes._base import Schedule
+
+__all__ = ["exponential_decay", "inverse_sqrt_decay", "inverse_time_decay", "piecewise_constant", "staircase_decay"]
 
 _INT32_MAX = int(jnp.iinfo(jnp.int32).max)
 

@@ -19,7 +19,7 @@ import optax
 import pytest
 
 import jaxopt_notes as jn
-from jaxopt_notes.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint, save_checkpoint
+from jaxopt_notes._checkpoint import CheckpointError, latest_checkpoint, load_checkpoint, save_checkpoint
 
 PARAMS = {"layer1": {"w": jnp.arange(12.0).reshape(3, 4) / 7, "b": jnp.zeros(4)}, "scalar": jnp.array(0.5, jnp.float32)}
 
@@ -296,7 +296,7 @@ KILL_SCRIPT = textwrap.dedent(
     """
     import os, signal, sys, tempfile
     import numpy as np
-    from jaxopt_notes import checkpoint
+    from jaxopt_notes import _checkpoint as checkpoint
 
     path, mode = sys.argv[1], sys.argv[2]
     big = {"w": np.full((4_000_000,), 2.0, np.float32)}  # 16 MB: the new checkpoint

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 import jaxopt_notes as jn
+from jaxopt_notes import notes
 from jaxopt_notes._checks import ArgumentTypeError
-from jaxopt_notes.training.plateaus import ReduceLROnPlateau
+from jaxopt_notes.training._plateaus import ReduceLROnPlateau
 
 _X, _Y = np.ones((10, 3), np.float32), np.ones(10, np.float32)
 
@@ -33,9 +34,9 @@ INTEGER_ARGUMENTS = {
     "find_plateaus patience": (lambda v: jn.find_plateaus([1.0], [1.0], grad_tol=0.1, patience=v), 0),
     "PlateauMonitor patience": (lambda v: jn.PlateauMonitor(patience=v), 0),
     "ReduceLROnPlateau cooldown": (lambda v: jn.ReduceLROnPlateau(cooldown=v), -1),
-    "hessian_extremes num_iters": (lambda v: jn.hessian_extremes(jnp.sum, jnp.zeros(2), num_iters=v), 0),
-    "positive_definite_fraction num_samples": (lambda v: jn.positive_definite_fraction([2], v), 0),
-    "escape_race max_steps": (lambda v: jn.escape_race(max_steps=v), 0),
+    "hessian_extremes num_iters": (lambda v: notes.hessian_extremes(jnp.sum, jnp.zeros(2), num_iters=v), 0),
+    "positive_definite_fraction num_samples": (lambda v: notes.positive_definite_fraction([2], v), 0),
+    "escape_race max_steps": (lambda v: notes.escape_race(max_steps=v), 0),
     "evaluator batch_size": (lambda v: jn.evaluator(lambda p, x, y: jnp.sum(x), _X, _Y, batch_size=v), 0),
     "batch_chunks chunk_steps": (lambda v: jn.batch_chunks(lambda epoch: [], 0, chunk_steps=v), 0),
 }
@@ -67,7 +68,7 @@ TRANSFORMATION_ARGUMENTS = {
     "chain: argument 1": lambda v: jn.chain(jn.sgd(0.1), v),
     "skip_nonfinite: transform": lambda v: jn.skip_nonfinite(v),
     "fit: optimizer": lambda v: jn.fit(lambda p, x: jnp.sum(p), jnp.zeros(2), v, _X, batch_size=2, epochs=1),
-    "optimizers['mine']": lambda v: jn.escape_race(optimizers={"mine": v}),
+    "optimizers['mine']": lambda v: notes.escape_race(optimizers={"mine": v}),
     "optimizer": lambda v: jn.state_shardings(v, {"w": jnp.ones(2)}),
 }
 

@@ -10,10 +10,10 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from jaxopt_notes.cli import commands as cli
-from jaxopt_notes.cli import compare, plots
-from jaxopt_notes.notes import running_example
-from jaxopt_notes.training.history import History
+from jaxopt_notes.cli import _commands as cli
+from jaxopt_notes.cli import _compare, _plots
+from jaxopt_notes.notes import _running_example
+from jaxopt_notes.training._history import History
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -53,14 +53,14 @@ def test_compare_default_optimizers_in_a_subprocess(tmp_path):
     result = run_cli("compare", "--m", "6000", "--epochs", "2", "--batch-size", "200", "--out", "results", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     header, rows = table_lines(result.stdout)
-    for column in compare.COLUMNS:
+    for column in _compare.COLUMNS:
         assert column in header
-    labels = [running_example.CONTENDERS[name].label for name in cli.OPTIMIZER_NAMES]
+    labels = [_running_example.CONTENDERS[name].label for name in cli.OPTIMIZER_NAMES]
     assert [row[: len(label)] for row, label in zip(rows, labels, strict=True)] == labels
     assert "Traceback" not in result.stderr
     assert_valid_png(tmp_path / "results" / "compare.png", min_bytes=20_000)
     csv = (tmp_path / "results" / "compare.csv").read_text().splitlines()
-    assert csv[0].split(",") == list(compare.COLUMNS) and len(csv) == 7
+    assert csv[0].split(",") == list(_compare.COLUMNS) and len(csv) == 7
     batch_gd = csv[1].split(",")
     assert batch_gd[2] == "6000" and batch_gd[6] in ("not reached", "0", "1", "2")
 
@@ -68,15 +68,15 @@ def test_compare_default_optimizers_in_a_subprocess(tmp_path):
 def test_figures_writes_every_promised_png_and_an_index(tmp_path, capsys):
     gallery = tmp_path / "gallery"
     assert cli.main(["figures", "--quick", "--out", str(gallery)]) == 0
-    assert capsys.readouterr().out.split() == [str(gallery / e.name) for e in plots.GALLERY] + [
+    assert capsys.readouterr().out.split() == [str(gallery / e.name) for e in _plots.GALLERY] + [
         str(gallery / "index.md")
     ]
     index = (gallery / "index.md").read_text()
-    assert len(plots.GALLERY) >= 7
-    for entry in plots.GALLERY:
+    assert len(_plots.GALLERY) >= 7
+    for entry in _plots.GALLERY:
         assert_valid_png(gallery / entry.name)
         assert f"]({entry.name})" in index and entry.caption in index
-    assert sorted(p.name for p in gallery.glob("*.png")) == sorted(e.name for e in plots.GALLERY)
+    assert sorted(p.name for p in gallery.glob("*.png")) == sorted(e.name for e in _plots.GALLERY)
 
 
 def test_saddle_prints_the_race_and_writes_its_figure(tmp_path, capsys):
@@ -127,22 +127,22 @@ def test_compare_digits_trains_a_softmax_regression(tmp_path, capsys):
 def test_steps_to_target_reads_the_smoothed_curve():
     history = History()
     history.record_epoch([1.0, 0.5, 0.2, 0.1], [1.0] * 4, [0.1] * 4, [False] * 4, 1.0)
-    result = running_example.Result("sgd", "minibatch SGD", 0.1, 10, 4, history, 0.1, 1.0, 1.0)
+    result = _running_example.Result("sgd", "minibatch SGD", 0.1, 10, 4, history, 0.1, 1.0, 1.0)
     expected = np.flatnonzero(history.smoothed_cost <= 0.45)[0]
     assert result.steps_to(0.45) == expected == 3 and history.cost[expected] < 0.45
     assert result.steps_to(0.01) is None
     assert result.steps_to(0.1) == 4  # only the final cost, after all 4 updates, reaches it
-    rows = compare.table_rows([result], 0.01)
+    rows = _compare.table_rows([result], 0.01)
     assert rows[0][5:7] == ("not reached", "not reached")
 
 
 def test_generated_data_follow_the_logistic_model():
-    problem = running_example.generate_logistic(200_000, 20, seed=3)
+    problem = _running_example.generate_logistic(200_000, 20, seed=3)
     assert problem.X.dtype == np.float32 and problem.X.shape == (200_000, 20)
     np.testing.assert_allclose(problem.X.mean(axis=0), 0, atol=0.01)
     np.testing.assert_allclose(problem.X.std(axis=0), 1, atol=0.01)
     assert set(np.unique(problem.Y)) == {0.0, 1.0}
-    again = running_example.generate_logistic(200_000, 20, seed=3)
+    again = _running_example.generate_logistic(200_000, 20, seed=3)
     np.testing.assert_array_equal(problem.X, again.X)
     # The documented model, P(y = 1 | x) = sigmoid(w.x + 0.3) with |w| = 2, recovered by
     # Newton's method on the logistic likelihood.
@@ -156,10 +156,10 @@ def test_generated_data_follow_the_logistic_model():
 
 
 def test_evaluate_matches_the_jax_loss():
-    problem = running_example.generate_logistic(1000, 4, seed=1)
-    loss, params = running_example.model_for(problem)
+    problem = _running_example.generate_logistic(1000, 4, seed=1)
+    loss, params = _running_example.model_for(problem)
     params = {"w": np.arange(1.0, 5.0, dtype=np.float32) / 4, "b": np.float32(0.2)}
-    cost, accuracy = running_example.evaluate(params, problem)
+    cost, accuracy = _running_example.evaluate(params, problem)
     assert cost == pytest.approx(float(loss(params, problem.X, problem.Y)), rel=1e-5)
     z = problem.X @ params["w"] + params["b"]
     assert accuracy == pytest.approx(np.mean((z > 0) == (problem.Y == 1)))
@@ -210,7 +210,7 @@ def test_a_diverging_run_ends_with_one_line(tmp_path, capsys, monkeypatch):
     def diverge(*args, **kwargs):
         raise FloatingPointError("fit: non-finite cost or gradient at epoch 1, step 3")
 
-    monkeypatch.setattr(running_example, "fit", diverge)
+    monkeypatch.setattr(_running_example, "fit", diverge)
     assert cli.main(["compare", "--m", "100", "--batch-size", "10", "--out", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert "Traceback" not in err and err.splitlines()[-1].endswith("non-finite cost or gradient at epoch 1, step 3")

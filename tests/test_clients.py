@@ -1,6 +1,6 @@
-"""Our optimizers inside real client code, each against the same run with optax's optimizer
-(issue 12): flax.nnx (BatchNorm, an extra argument, nnx.jit), flax.linen's TrainState,
-equinox, and optax's combinators around ours. Run with ``-s`` to see the largest difference
+"""Our optimizers inside real client code, each against the same run with optax's optimizer:
+flax.nnx (BatchNorm, an extra argument, nnx.jit), flax.linen's TrainState, equinox, and
+optax's combinators around ours. Run with ``-s`` to see the largest difference
 from optax per client and optimizer (the numbers in the closing note)."""
 
 import equinox as eqx

@@ -1,4 +1,4 @@
-"""Complex parameters, optimized as optax does (issue 12, point 4): complex first moments and
+"""Complex parameters, optimized as optax does: complex first moments and
 updates, second moments of ``|g|**2`` (real values, kept in the parameter's dtype as optax
 keeps them), on complex64 here and complex128 under x64 in a subprocess."""
 

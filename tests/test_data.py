@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from jaxopt_notes.data import _batches as data
 from jaxopt_notes.data import _shuffle, minibatches, random_mini_batches, steps_per_epoch, suggest_batch_size
-from jaxopt_notes.data import batches as data
 from jaxopt_notes.data._shuffle import PipelinedPermutation
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from jax.flatten_util import ravel_pytree
 
-from jaxopt_notes.notes.diagnostics import (
+from jaxopt_notes.notes._diagnostics import (
     PointClassification,
     classify_point,
     decay_rate_per_dimension,

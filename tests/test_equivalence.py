@@ -177,3 +177,10 @@ def test_float64_equals_optax_and_numpy_tightly():
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "worst" in result.stdout
+
+
+def test_a_reference_that_is_no_optimizer_is_refused_naming_the_accepted_forms():
+    from jaxopt_notes.testing import assert_equivalent
+
+    with pytest.raises(TypeError, match=r"reference must be a gradient transformation.*Keras optimizer.*PyTorch"):
+        assert_equivalent(jn.sgd(0.1), 3, params={"w": jnp.ones(2)})

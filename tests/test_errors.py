@@ -13,6 +13,7 @@ import optax
 import pytest
 
 import jaxopt_notes as jn
+from jaxopt_notes import notes
 
 NAN, INF = float("nan"), float("inf")
 
@@ -380,29 +381,29 @@ OTHER_MODULES = [
     ("prefetch_to_device iterable", lambda: jn.prefetch_to_device(3), TypeError, "iterable", "3"),
     ("smooth beta", lambda: jn.smooth([1.0, 2.0], 1.5), ValueError, "beta", "1.5"),
     ("smooth 2-D", lambda: jn.smooth([[1.0, 2.0]], 0.9), ValueError, "values", r"\(1, 2\)"),
-    ("hessian_extremes loss_fn", lambda: jn.hessian_extremes(3, jnp.ones(2)), TypeError, "loss_fn", "3"),
+    ("hessian_extremes loss_fn", lambda: notes.hessian_extremes(3, jnp.ones(2)), TypeError, "loss_fn", "3"),
     (
         "hessian_extremes num_iters",
-        lambda: jn.hessian_extremes(jnp.sum, jnp.ones(2), num_iters=0),
+        lambda: notes.hessian_extremes(jnp.sum, jnp.ones(2), num_iters=0),
         ValueError,
         "num_iters",
         "0",
     ),
     (
         "hessian_extremes vector loss",
-        lambda: jn.hessian_extremes(lambda p: 2 * p, jnp.ones(2)),
+        lambda: notes.hessian_extremes(lambda p: 2 * p, jnp.ones(2)),
         ValueError,
         "loss_fn",
         r"\(2,\)",
     ),
     (
         "classify_point grad_tol",
-        lambda: jn.classify_point(jnp.sum, jnp.ones(2), grad_tol=-1.0),
+        lambda: notes.classify_point(jnp.sum, jnp.ones(2), grad_tol=-1.0),
         ValueError,
         "grad_tol",
         "-1.0",
     ),
-    ("positive_definite_fraction dims", lambda: jn.positive_definite_fraction([0]), ValueError, "dims", "0"),
+    ("positive_definite_fraction dims", lambda: notes.positive_definite_fraction([0]), ValueError, "dims", "0"),
     (
         "find_plateaus patience",
         lambda: jn.find_plateaus([1.0], [1.0], grad_tol=0.1, patience=0),
@@ -420,8 +421,8 @@ OTHER_MODULES = [
     ("PlateauMonitor grad_tol", lambda: jn.PlateauMonitor(grad_tol=-1.0), ValueError, "grad_tol", "-1.0"),
     ("ReduceLROnPlateau factor", lambda: jn.ReduceLROnPlateau(factor=1.5), ValueError, "factor", "1.5"),
     ("ReduceLROnPlateau patience", lambda: jn.ReduceLROnPlateau(patience=-1), ValueError, "patience", "-1"),
-    ("escape_race problem", lambda: jn.escape_race("nope"), ValueError, "problem", "'nope'"),
-    ("escape_race max_steps", lambda: jn.escape_race(max_steps=0), ValueError, "max_steps", "0"),
+    ("escape_race problem", lambda: notes.escape_race("nope"), ValueError, "problem", "'nope'"),
+    ("escape_race max_steps", lambda: notes.escape_race(max_steps=0), ValueError, "max_steps", "0"),
     ("fit batch_size", lambda: _fit(batch_size=0), ValueError, "batch_size", "0"),
     ("fit epochs", lambda: _fit(epochs=-1), ValueError, "epochs", "-1"),
     ("fit on_nonfinite", lambda: _fit(on_nonfinite="ignore"), ValueError, "on_nonfinite", "'ignore'"),

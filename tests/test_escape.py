@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import jaxopt_notes as jn
-from jaxopt_notes.notes.escape import PLATEAU, SADDLE, EscapeProblem, escape_race, plateau_loss, saddle_loss
+from jaxopt_notes.notes._escape import PLATEAU, SADDLE, EscapeProblem, escape_race, plateau_loss, saddle_loss
 
 
 def numpy_gradient_descent(start, rate, steps):

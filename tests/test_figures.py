@@ -4,7 +4,7 @@ layer must be what the notes' formulas give, written here as plain NumPy loops."
 import numpy as np
 import pytest
 
-from jaxopt_notes.notes import figure_data as figures
+from jaxopt_notes.notes import _figure_data as figures
 
 
 def numpy_ewa(values, beta, *, debias):
@@ -138,7 +138,7 @@ def numpy_batch_gd_costs(X, Y, alpha, steps):
 
 
 def test_batch_vs_minibatch_data_match_a_numpy_gradient_descent():
-    from jaxopt_notes.notes import running_example as compare
+    from jaxopt_notes.notes import _running_example as compare
 
     data = figures.batch_vs_minibatch_data(2_000, steps=40, minibatch_size=32)
     problem = compare.generate_logistic(2_000, seed=0)
@@ -149,7 +149,7 @@ def test_batch_vs_minibatch_data_match_a_numpy_gradient_descent():
 
 
 def test_minibatch_size_data_cover_every_size_and_batch_gd():
-    from jaxopt_notes.notes import running_example as compare
+    from jaxopt_notes.notes import _running_example as compare
 
     data = figures.minibatch_size_data(1_000, sizes=(1, 64, 300), epochs=3)
     assert list(data.smoothed_cost) == [1, 64, 300, 1_000]
@@ -168,7 +168,7 @@ def test_minibatch_size_data_cover_every_size_and_batch_gd():
 
 @pytest.mark.parametrize("problem", ["saddle", "plateau"])
 def test_escape_data_paths_follow_the_update_rules(problem):
-    from jaxopt_notes.notes import escape
+    from jaxopt_notes.notes import _escape as escape
 
     data = figures.escape_data(problem)
     spec = {"saddle": escape.SADDLE, "plateau": escape.PLATEAU}[problem]

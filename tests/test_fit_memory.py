@@ -1,5 +1,5 @@
 """fit over resident data holds no second copy of it: its peak extra host memory, measured by the
-kernel (VmHWM), stays within 15% of the data's size plus 64 MiB (issue 16)."""
+kernel (VmHWM), stays within 15% of the data's size plus 64 MiB."""
 
 import json
 import os

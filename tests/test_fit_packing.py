@@ -13,8 +13,9 @@ import optax
 import pytest
 
 import jaxopt_notes as jn
-from jaxopt_notes.training.config import FitConfig
-from jaxopt_notes.training.state import decide_packing
+from jaxopt_notes import _pack_policy
+from jaxopt_notes.training._config import FitConfig
+from jaxopt_notes.training._state import decide_packing
 
 M, D, LEAVES = 96, 3, 16
 
@@ -71,7 +72,7 @@ def test_pack_true_with_a_per_leaf_optimizer_is_refused(name):
 
 def test_declared_optimizers_pack_without_a_probe(monkeypatch):
     probed = []
-    monkeypatch.setattr(jn.pack_policy, "check_elementwise", lambda *args, **kwargs: probed.append(args))
+    monkeypatch.setattr(_pack_policy, "check_elementwise", lambda *args, **kwargs: probed.append(args))
     assert decide_packing(MANY, _config(jn.adam(1e-2), None))
     assert decide_packing(MANY, _config(jn.inject_hyperparams(jn.rmsprop)(learning_rate=1e-2), True))
     assert probed == []
@@ -152,7 +153,7 @@ SHARDED_SCRIPT = """
 import jax, jax.numpy as jnp, numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 import jaxopt_notes as jn
-from jaxopt_notes.training.state import decide_packing
+from jaxopt_notes.training._state import decide_packing
 from tests.test_fit_packing import MANY, _config
 mesh = Mesh(np.array(jax.devices()), ("x",))
 sharded = dict(MANY, big=jax.device_put(jnp.ones(8), NamedSharding(mesh, P("x"))))

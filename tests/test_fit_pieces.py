@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import jaxopt_notes as jn
-from jaxopt_notes.training.placement import placement
+from jaxopt_notes.training._placement import placement
 
 
 def test_history_gives_the_layout_of_its_own_checkpoint():

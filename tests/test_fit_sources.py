@@ -16,7 +16,7 @@ import optax
 import pytest
 
 import jaxopt_notes as jn
-from jaxopt_notes.data.loaders import batch_chunks
+from jaxopt_notes.data._loaders import batch_chunks
 
 M, D, BATCH = 203, 3, 20  # 10 full minibatches and a remainder of 3
 _rng = np.random.default_rng(0)

@@ -11,10 +11,10 @@ import pytest
 from sklearn.datasets import load_digits
 
 import jaxopt_notes as jn
-from jaxopt_notes.training.early_stopping import EarlyStopping
-from jaxopt_notes.training.epoch_end import show_progress
-from jaxopt_notes.training.history import EpochEnd, History
-from jaxopt_notes.training.validation import evaluator
+from jaxopt_notes.training._early_stopping import EarlyStopping
+from jaxopt_notes.training._epoch_end import show_progress
+from jaxopt_notes.training._history import EpochEnd, History
+from jaxopt_notes.training._validation import evaluator
 
 _digits = load_digits()
 _order = np.random.default_rng(0).permutation(len(_digits.data))

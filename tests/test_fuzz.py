@@ -216,7 +216,7 @@ def test_counters_saturate_at_int32_max(family):
     for path, leaf in jax.tree_util.tree_leaves_with_path(final):
         if getattr(path[-1], "name", None) == "count":
             assert leaf.dtype == jnp.int32 and int(leaf) == INT32_MAX, (jax.tree_util.keystr(path), leaf)
-    if isinstance(final, jn.SkipNonfiniteState):  # its non-finite counters saturate too
+    if isinstance(final, jn.ApplyIfFiniteState):  # its non-finite counters saturate too
         nan_grads = jax.tree.map(lambda leaf: jnp.full_like(leaf, jnp.nan), params)
         skipping = start
         for _ in range(5):

@@ -7,7 +7,7 @@ import optax
 import pytest
 
 import jaxopt_notes as jn
-from jaxopt_notes.hyperparams import InjectHyperparamsState, inject_hyperparams, set_hyperparams
+from jaxopt_notes._hyperparams import InjectStatefulHyperparamsState, inject_hyperparams, set_hyperparams
 from jaxopt_notes.schedules import exponential_decay, inverse_time_decay
 from jaxopt_notes.testing import assert_equivalent, random_gradients
 
@@ -174,7 +174,7 @@ def test_static_args_keeps_integer_arguments_as_python_ints():
 def test_set_hyperparams_finds_the_injected_state_inside_a_wrapper():
     opt = optax.chain(optax.clip(10.0), inject_hyperparams(jn.sgd)(learning_rate=0.1))
     state = set_hyperparams(opt.init(PARAMS), learning_rate=0.5)
-    assert isinstance(state[1], InjectHyperparamsState)
+    assert isinstance(state[1], InjectStatefulHyperparamsState)
     updates, state = opt.update({"w": jnp.ones((2, 3)), "b": jnp.ones(3)}, state)
     np.testing.assert_allclose(updates["b"], -0.5, rtol=1e-6)
 

@@ -31,7 +31,7 @@ def layer_of(module: str) -> int:
     if len(parts) == 1:
         raise ValueError("the package itself only re-exports; no module may import it")
     head = parts[1]
-    if head in ("data", "checkpoint", "testing"):
+    if head in ("data", "_checkpoint", "testing"):
         return LAYERS["data"]
     if head in ("training", "notes", "cli"):
         return LAYERS[head]

@@ -9,8 +9,8 @@ import optax
 import pytest
 
 import jaxopt_notes as jn
+from jaxopt_notes._nonfinite import ApplyIfFiniteState, skip_nonfinite, skipped_steps
 from jaxopt_notes._numerics import all_finite
-from jaxopt_notes.nonfinite import SkipNonfiniteState, skip_nonfinite, skipped_steps
 
 PARAMS = {"w": jnp.array([[1.0, -2.0], [0.5, -0.0]], jnp.float32), "b": jnp.array([0.25, -1.0, 3.0], jnp.float32)}
 
@@ -123,7 +123,7 @@ def test_all_finite():
 
 def test_state_and_helpers():
     state = skip_nonfinite(jn.sgd(0.1)).init(PARAMS)
-    assert isinstance(state, SkipNonfiniteState)
+    assert isinstance(state, ApplyIfFiniteState)
     counters = ("notfinite_count", "total_notfinite", "total_skipped", "last_finite")
     assert [np.asarray(getattr(state, name)).dtype for name in counters] == [np.int32, np.int32, np.int32, np.bool_]
     assert skipped_steps(jn.sgd(0.1).init(PARAMS)) is None

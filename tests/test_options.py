@@ -1,4 +1,4 @@
-"""The options optax and PyTorch users expect, each against optax (issue 12): trace(1.0),
+"""The options optax and PyTorch users expect, each against optax: trace(1.0),
 Nesterov Adam, AdamW and add_decayed_weights, RMSprop's centered/momentum/initial_scale/bias
 correction, accumulator dtypes, and optax's positional order."""
 

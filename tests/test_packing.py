@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 
 import jaxopt_notes as jn
-from jaxopt_notes.pack_policy import check_elementwise, should_pack
-from jaxopt_notes.packing import Packed, pack, unpack
+from jaxopt_notes._pack_policy import check_elementwise, should_pack
+from jaxopt_notes._packing import Packed, pack, unpack
 from jaxopt_notes.testing import random_gradients
 from jaxopt_notes.testing import strategies as st_jn
 

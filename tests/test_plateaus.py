@@ -14,8 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import jaxopt_notes as jn
-from jaxopt_notes.hyperparams import inject_hyperparams
-from jaxopt_notes.training.plateaus import PlateauMonitor, ReduceLROnPlateau, find_plateaus
+from jaxopt_notes._hyperparams import inject_hyperparams
+from jaxopt_notes.training._plateaus import PlateauMonitor, ReduceLROnPlateau, find_plateaus
 
 
 @dataclasses.dataclass

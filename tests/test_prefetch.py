@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from jaxopt_notes.data import minibatches
-from jaxopt_notes.data.prefetch import prefetch_to_device
+from jaxopt_notes.data._prefetch import prefetch_to_device
 
 
 def prefetch_threads() -> list[threading.Thread]:
@@ -123,7 +123,7 @@ SHARDED_CHILD = textwrap.dedent(
     import jax, numpy as np
     from jax.sharding import Mesh, NamedSharding, PartitionSpec
     from jaxopt_notes.data import minibatches
-    from jaxopt_notes.data.prefetch import prefetch_to_device
+    from jaxopt_notes.data._prefetch import prefetch_to_device
 
     devices = jax.devices()
     assert len(devices) == 4, devices

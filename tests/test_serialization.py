@@ -1,6 +1,6 @@
-"""Optimizer states through flax.serialization and orbax, packed states included (issue 12,
-point 6), and states that follow the parameters' shardings on 4 forced CPU devices, packed or
-not, with sharded leaves refused by pack (point 7)."""
+"""Optimizer states through flax.serialization and orbax, packed states included, and states
+that follow the parameters' shardings on 4 forced CPU devices, packed or not, with sharded
+leaves refused by pack."""
 
 import os
 import subprocess

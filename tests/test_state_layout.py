@@ -1,5 +1,5 @@
 """Optimizer states laid out as optax's: ``optax.tree.get`` and friends find the same names, at
-the same paths, holding equal values (issue 12, point 2)."""
+the same paths, holding equal values."""
 
 from collections import namedtuple
 

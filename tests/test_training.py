@@ -12,12 +12,12 @@ import optax
 import pytest
 
 import jaxopt_notes as jn
+from jaxopt_notes._hyperparams import inject_hyperparams, set_hyperparams
 from jaxopt_notes.data import minibatches
-from jaxopt_notes.hyperparams import inject_hyperparams, set_hyperparams
 from jaxopt_notes.schedules import inverse_time_decay
-from jaxopt_notes.training._rows import join_rows, split_rows
-from jaxopt_notes.training.fit import NonFiniteCostError, fit
-from jaxopt_notes.training.history import smooth
+from jaxopt_notes.training._fit import NonFiniteCostError, fit
+from jaxopt_notes.training._history import smooth
+from jaxopt_notes.training._rows import join_rows, take_rows
 
 M, D, BATCH = 203, 3, 20  # 10 full minibatches and a remainder of 3
 
@@ -172,7 +172,7 @@ def test_data_layouts_equal_a_loop_over_numpy_slices():
 def test_joined_rows_split_back_and_sit_on_huge_page_boundaries():
     joined, layout = join_rows(np.asarray(X.reshape(M, 3, 1)), np.stack([Y, Y], axis=1))
     assert joined.shape == (M, 5) and joined.ctypes.data % (2 * 2**20) == 0  # aliased, not copied, by device_put
-    x, y = split_rows(jnp.asarray(joined[[5, 0, 7]]), layout)
+    x, y = take_rows((jnp.asarray(joined), None), layout, jnp.array([5, 0, 7]))
     np.testing.assert_array_equal(x, X.reshape(M, 3, 1)[[5, 0, 7]])
     np.testing.assert_array_equal(y, np.stack([Y, Y], axis=1)[[5, 0, 7]])
     assert join_rows(X, Y.astype(np.int32)) is None
@@ -280,7 +280,7 @@ MESH_SCRIPT = """
 import jax, jax.numpy as jnp, numpy as np
 from jax.sharding import Mesh
 import tests.test_training as t
-from jaxopt_notes.training.fit import fit
+from jaxopt_notes.training._fit import fit
 assert jax.device_count() == 4
 mesh = Mesh(np.array(jax.devices()), ("batch",))
 kw = dict(batch_size=t.BATCH, epochs=2, progress=False)

@@ -81,6 +81,13 @@ def uniform_permutation_source(m: int, seed: int) -> Callable[[int], np.ndarray]
     return PipelinedPermutation(m, seed).prefix
 
 
+def epoch_seed(seed: int, epoch: int, process: int | None = None) -> np.random.SeedSequence:
+    """The seed of epoch ``epoch``'s shuffle in a run seeded ``seed``: ``SeedSequence([seed,
+    epoch])``, or ``SeedSequence([seed, epoch, process])`` for ``process``'s own rows in a
+    multi-process run. The one place this rule is written."""
+    return np.random.SeedSequence([seed, epoch] if process is None else [seed, epoch, process])
+
+
 _ALIGN = 64
 _FILL_ROWS = 1 << 20
 
@@ -127,7 +134,7 @@ class EpochOrders:
         kept = EpochOrders._kept
         if self._shuffle and kept is not None and kept[0] == key:
             return kept[1]
-        order = aligned_permutation(self._m, np.random.SeedSequence([self._seed, epoch]) if self._shuffle else None)
+        order = aligned_permutation(self._m, epoch_seed(self._seed, epoch) if self._shuffle else None)
         if self._shuffle and epoch == self._epochs[0]:
             EpochOrders._kept = (key, order)
         return order

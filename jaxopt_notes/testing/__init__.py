@@ -4,7 +4,7 @@ strategies in :mod:`jaxopt_notes.testing.strategies` (imported on first use, sin
 
 from types import ModuleType
 
-from jaxopt_notes.testing.equivalence import NotEquivalentError, assert_equivalent, random_gradients
+from jaxopt_notes.testing._equivalence import NotEquivalentError, assert_equivalent, random_gradients
 
 __all__ = ["NotEquivalentError", "assert_equivalent", "random_gradients", "strategies"]
 

@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 from hypothesis import strategies as st
 
+__all__ = ["arrays", "decays", "epsilons", "learning_rates", "pytrees", "shapes"]
+
 FLOAT_DTYPES = ("float32",)
 
 

@@ -1,11 +1,11 @@
 """Layer 3: the compiled training loop :func:`fit`, its history and callbacks (the plateau
 monitor, learning-rate reduction). Imports the core, data and checkpoint layers."""
 
-from jaxopt_notes.training.early_stopping import EarlyStopping
-from jaxopt_notes.training.fit import NonFiniteCostError, fit
-from jaxopt_notes.training.history import EpochEnd, History, smooth
-from jaxopt_notes.training.plateaus import PlateauMonitor, ReduceLROnPlateau, find_plateaus
-from jaxopt_notes.training.validation import evaluator
+from jaxopt_notes.training._early_stopping import EarlyStopping
+from jaxopt_notes.training._fit import NonFiniteCostError, fit
+from jaxopt_notes.training._history import EpochEnd, History, smooth
+from jaxopt_notes.training._plateaus import PlateauMonitor, ReduceLROnPlateau, find_plateaus
+from jaxopt_notes.training._validation import evaluator
 
 __all__ = [
     "EarlyStopping",

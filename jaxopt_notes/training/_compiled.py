@@ -19,10 +19,10 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxopt_notes import packing
+from jaxopt_notes import _packing
+from jaxopt_notes._base import apply_updates
+from jaxopt_notes._learning_rate import learning_rate_in_use
 from jaxopt_notes._numerics import all_finite, global_norm
-from jaxopt_notes.base import apply_updates
-from jaxopt_notes.learning_rate import learning_rate_in_use
 from jaxopt_notes.training._rows import take_rows
 
 _CACHE_SIZE = 32
@@ -66,7 +66,7 @@ def _make_epoch(
     def loss(params, model_state, key, x, y):
         """``(cost, new model state)``; the loss gets ``key=`` only when the run has a key."""
         if packed:
-            params = packing.unpack(params)
+            params = _packing.unpack(params)
         data = (x,) if y is None else (x, y)
         keyword = {"key": key} if with_key else {}
         if with_model_state:

@@ -211,11 +211,6 @@ def _columns(block: jax.Array, spec: Rows) -> jax.Array:
     return block[:, spec.start : spec.start + columns].reshape(-1, *spec.shape)
 
 
-def split_rows(block: jax.Array, layout: Layout) -> tuple[jax.Array, jax.Array | None]:
-    """``(X rows, Y rows)`` in their own shapes from a block of whole rows of one buffer."""
-    return _columns(block, layout.x), None if layout.y is None else _columns(block, layout.y)
-
-
 def take_rows(buffers: tuple[Any, Any], layout: Layout | None, idx: jax.Array) -> tuple[jax.Array, Any]:
     """X's and Y's rows ``idx`` from the buffers :func:`place_rows` placed (a buffer holding
     both is gathered once), or, with ``layout`` None, from plain X and Y arrays."""
