@@ -214,7 +214,7 @@ def test_add_decayed_weights_errors_name_the_problem():
     tx = jn.add_decayed_weights(0.1)
     with pytest.raises(ValueError, match="needs params"):
         tx.update({"w": jnp.ones(2)}, tx.init({"w": jnp.ones(2)}))
-    with pytest.raises(TypeError, match="mask must be"):
+    with pytest.raises(TypeError, match=r"mask\['w'\] must be one boolean"):
         jn.add_decayed_weights(0.1, mask={"w": "yes"})
     with pytest.raises(ValueError, match="weight_decay must be a finite"):
         jn.add_decayed_weights(float("inf"))
