@@ -14,6 +14,7 @@ import jax
 
 from jaxopt_notes import _checks
 from jaxopt_notes._base import ElementwiseTransformation, EmptyState, GradientTransformation, Params, Updates
+from jaxopt_notes._recipe import equal_by_arguments
 
 
 class MaskedState(NamedTuple):
@@ -33,6 +34,7 @@ def _mask_tree(mask: Any, params: Params) -> Any:
         ) from None
 
 
+@equal_by_arguments
 def add_decayed_weights(
     weight_decay: float = 0.0, mask: Any | Callable[[Params], Any] | None = None
 ) -> GradientTransformation:
