@@ -234,7 +234,9 @@ def _nnx(loss_fn: Callable[..., Any], model: Any, model_state: Any, metrics: dic
         )
     nnx = sys.modules["flax.nnx"]
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-    return _wrapped(nnx.to_pure_dict(params), nnx.to_pure_dict(rest), loss_fn, metrics, NnxFramework(graphdef))
+    params = nnx.to_pure_dict(params)
+    _checks.check_params("fit", params)
+    return _wrapped(params, nnx.to_pure_dict(rest), loss_fn, metrics, NnxFramework(graphdef))
 
 
 def _eqx(loss_fn: Callable[..., Any], model: Any, model_state: Any, metrics: dict[str, Any]) -> Trainable:

@@ -312,7 +312,7 @@ class FitOptions:
                 raise TypeError(f"fit: unexpected option {name!r}{hint}")
         for name, field in fields.items():
             if name not in options and field.default is dataclasses.MISSING:
-                raise TypeError(f"fit: the option {name}= is required (e.g. {name}=10)")
+                raise TypeError(f"fit: the option {name}= is required")
         return cls(**options)
 
     def compiled(self) -> tuple[tuple[str, Hashable], ...]:
