@@ -2,13 +2,14 @@
 with validation and early stopping.
 
 The network (64 pixels -> 128 units -> BatchNorm -> ReLU -> Dropout 0.2 -> 10 classes) learns
-scikit-learn's bundled 8x8 digits (no download), 80 % for training, 20 % held out.
-``nnx.split`` cuts the module into its parameters (trained by Adam) and the rest (BatchNorm's
-running statistics: a model state that ``fit`` threads through its compiled scan). With
-``key=``, every step's loss gets a fresh dropout key ``fold_in(key, step)``; the held-out
-evaluation calls the loss without a key, which puts the network in evaluation mode (running
-statistics, no dropout). Batches come from a grain ``MapDataset`` pipeline reshuffled each
-epoch; fit prefetches them to the device and trains on them in compiled chunks.
+scikit-learn's bundled 8x8 digits (no download), 80 % for training, 20 % held out. The module
+itself is passed to ``fit``: its ``nnx.Param`` variables are trained by Adam, and BatchNorm's
+running statistics are carried through the compiled scan and come back in the trained module
+(``result.params``); the module passed in is left as it was. With ``key=``, every step's loss
+gets a fresh dropout key ``fold_in(key, step)``; the held-out evaluation runs the module in
+evaluation mode (``model.eval()``: running statistics, no dropout). Batches come from a grain
+``MapDataset`` pipeline reshuffled each epoch; fit prefetches them to the device and trains on
+them in compiled chunks.
 
     pip install 'jaxopt-notes[test]'                  # flax, grain, scikit-learn
     python examples/fit_batchnorm_dropout.py          # up to 40 epochs, early stopping
@@ -41,25 +42,12 @@ class MLP(nnx.Module):
         return self.out(self.dropout(nnx.relu(self.norm(self.hidden(x))), rngs=key))
 
 
-GRAPH, PARAMS, MODEL_STATE = nnx.split(MLP(nnx.Rngs(0)), nnx.Param, ...)
-PARAMS, MODEL_STATE = nnx.to_pure_dict(PARAMS), nnx.to_pure_dict(MODEL_STATE)
+def loss(model: MLP, x: jax.Array, y: jax.Array, key: jax.Array | None = None) -> jax.Array:
+    return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(model(x, key), y))
 
 
-def logits_of(params, model_state, x, key=None):
-    """The logits and the new model state; training mode with a key, evaluation mode without."""
-    model = nnx.merge(GRAPH, params, model_state)
-    model.train() if key is not None else model.eval()
-    logits = model(x, key)
-    return logits, nnx.to_pure_dict(nnx.split(model, nnx.Param, ...)[2])
-
-
-def loss(params, model_state, x, y, key=None):
-    logits, model_state = logits_of(params, model_state, x, key)
-    return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, y)), model_state
-
-
-def accuracy(params, model_state, x, y):
-    return jnp.mean(jnp.argmax(logits_of(params, model_state, x)[0], axis=1) == y)
+def accuracy(model: MLP, x: jax.Array, y: jax.Array) -> jax.Array:
+    return jnp.mean(jnp.argmax(model(x), axis=1) == y)
 
 
 def digits(seed: int = 0):
@@ -88,19 +76,20 @@ def main() -> None:
     epochs = 3 if args.quick else args.epochs
     X, Y, X_val, Y_val = digits()
     stop = jn.EarlyStopping(patience=5)
-    params, model_state, history = jn.fit(
+    model = MLP(nnx.Rngs(0))
+    result = jn.fit(
         loss,
-        PARAMS,
+        model,
         jn.adam(3e-3),
         grain_loader(X, Y, batch_size=64),
         epochs=epochs,
-        model_state=MODEL_STATE,
         key=jax.random.key(0),
         validation=(X_val, Y_val),
         metrics={"accuracy": accuracy},
         callbacks=[stop],
         progress=False,
     )
+    history, trained = result.history, result.params
     print(f"{len(X)} training digits, {len(X_val)} held out; {history.steps} steps in {history.epochs} epochs")
     print("epoch  train cost  val cost  val accuracy")
     for epoch in range(history.epochs):
@@ -110,8 +99,10 @@ def main() -> None:
         )
     best = stop.best_epoch or history.epochs
     kept = history.validation["accuracy"][best - 1]
-    print(f"best held-out cost {stop.best:.4f} after epoch {best} (stop.best_params); accuracy then {kept:.2%}")
-    moved = float(jnp.max(jnp.abs(model_state["norm"]["mean"] - MODEL_STATE["norm"]["mean"])))
+    print(
+        f"best held-out cost {stop.best:.4f} after epoch {best} (the module in stop.best_params); accuracy {kept:.2%}"
+    )
+    moved = float(jnp.max(jnp.abs(trained.norm.mean[...] - model.norm.mean[...])))
     print(f"BatchNorm running means moved by up to {moved:.3f} from their start")
 
 

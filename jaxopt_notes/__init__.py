@@ -74,6 +74,8 @@ from jaxopt_notes.schedules import (
 from jaxopt_notes.training import (
     EarlyStopping,
     EpochEnd,
+    FitOptions,
+    FitResult,
     History,
     NonFiniteCostError,
     PlateauMonitor,
@@ -151,6 +153,8 @@ __all__ = [
     # Training with fit, and its callbacks
     "EarlyStopping",
     "EpochEnd",
+    "FitOptions",
+    "FitResult",
     "History",
     "NonFiniteCostError",
     "PlateauMonitor",

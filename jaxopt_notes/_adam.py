@@ -28,6 +28,7 @@ from jaxopt_notes._numerics import (
     update_average,
     zeros_like_tree,
 )
+from jaxopt_notes._recipe import equal_by_arguments
 from jaxopt_notes._weight_decay import add_decayed_weights
 
 
@@ -55,6 +56,7 @@ def _first_moment_step(mu: Updates, updates: Updates, b1: float, count: jax.Arra
     return jax.tree.map(lambda m, g: b1 * m + (1 - b1) * g, ahead, current)
 
 
+@equal_by_arguments
 def scale_by_adam(
     b1: float = 0.9,
     b2: float = 0.999,
@@ -109,6 +111,7 @@ def scale_by_adam(
     return ElementwiseTransformation(init, update)
 
 
+@equal_by_arguments
 def adam(
     learning_rate: float | Schedule,
     b1: float = 0.9,
@@ -141,6 +144,7 @@ def adam(
     )
 
 
+@equal_by_arguments
 def adamw(
     learning_rate: float | Schedule,
     b1: float = 0.9,

@@ -20,6 +20,7 @@ from jaxopt_notes._numerics import (
     update_average,
     zeros_like_tree,
 )
+from jaxopt_notes._recipe import equal_by_arguments
 
 
 class EmaState(NamedTuple):
@@ -34,6 +35,7 @@ class EmaState(NamedTuple):
     ema: Updates
 
 
+@equal_by_arguments
 def ewa(decay: float, *, debias: bool = False, dtype: Any = None) -> GradientTransformation:
     """Exponentially weighted average of the updates: ``v = decay * v + (1 - decay) * g``.
 
@@ -79,6 +81,7 @@ class BiasCorrectionState(NamedTuple):
     count: jax.Array  # type: ignore[assignment]  # shadows tuple.count, as optax
 
 
+@equal_by_arguments
 def bias_correction(decay: float) -> GradientTransformation:
     """Divides the incoming updates by ``1 - decay**t``, ``t`` counting this transform's own
     calls from 1 (notes section 3).

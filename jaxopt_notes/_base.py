@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxopt_notes import _checks
+from jaxopt_notes._recipe import equal_by_arguments
 
 Params = Any
 """A pytree of arrays: parameters, gradients or updates."""
@@ -91,6 +92,7 @@ class EmptyState(NamedTuple):
     """The state of a transform that keeps none."""
 
 
+@equal_by_arguments
 def identity() -> GradientTransformation:
     """Passes the updates through unchanged; its state is :class:`EmptyState` (``optax.identity``)."""
 
@@ -107,6 +109,7 @@ def identity() -> GradientTransformation:
     return ElementwiseTransformation(init, update)
 
 
+@equal_by_arguments
 def chain(*transforms: optax.GradientTransformation) -> GradientTransformation:
     """Applies ``transforms`` one after another; the state is the tuple of their states.
 

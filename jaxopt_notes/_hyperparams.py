@@ -38,6 +38,7 @@ from jaxopt_notes._base import (
     update_with_extra_args,
 )
 from jaxopt_notes._numerics import increment_count, init_count
+from jaxopt_notes._recipe import Unsafe, equal_by_arguments, frozen
 
 
 class WrappedScheduleState(NamedTuple):
@@ -177,7 +178,6 @@ def inject_hyperparams(
     """
     factory_name, signature, static_names = _checked_factory(optimizer_factory, static_args)
 
-    @functools.wraps(optimizer_factory)
     def build(*args: Any, **kwargs: Any) -> GradientTransformation:
         arguments = _keyword_arguments(factory_name, signature, args, kwargs)
         dtype = jnp.result_type(float)
@@ -227,7 +227,20 @@ def inject_hyperparams(
 
         return transformation(init, update, example)
 
-    return build
+    return _equal_when_built_alike(functools.wraps(optimizer_factory)(build), optimizer_factory, static_names)
+
+
+def _equal_when_built_alike(
+    build: Callable[..., GradientTransformation], optimizer_factory: Any, static_names: set[str]
+) -> Callable[..., GradientTransformation]:
+    """``build`` whose optimizers compare equal to those of another ``inject_hyperparams`` of the
+    same factory and static names, built from the same arguments: the closure is new for every
+    call of :func:`inject_hyperparams`, so the key names what it is made of instead."""
+    try:
+        name = ("inject_hyperparams", frozen(optimizer_factory), tuple(sorted(static_names)))
+    except Unsafe:
+        return build
+    return equal_by_arguments(build, name=name)
 
 
 _INJECTED = (InjectStatefulHyperparamsState, optax.InjectStatefulHyperparamsState)

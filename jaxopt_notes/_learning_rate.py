@@ -30,8 +30,10 @@ from jaxopt_notes._base import (
     find_states,
 )
 from jaxopt_notes._numerics import increment_count, init_count
+from jaxopt_notes._recipe import equal_by_arguments
 
 
+@equal_by_arguments
 def scale(step_size: float) -> GradientTransformation:
     """Multiplies every update by the constant ``step_size`` (equals ``optax.scale``)."""
     _checks.check_finite("step_size", step_size)
@@ -85,6 +87,7 @@ def _scaled(updates: Updates, rate: jax.Array) -> Updates:
     return jax.tree.map(lambda g: -rate.astype(g.dtype) * g, updates)
 
 
+@equal_by_arguments
 def scale_by_learning_rate(learning_rate: float | Schedule) -> GradientTransformation:
     """Multiplies updates by ``-learning_rate``, turning a descent direction into a step.
 

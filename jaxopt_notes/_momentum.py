@@ -15,6 +15,7 @@ from jaxopt_notes._averaging import ewa
 from jaxopt_notes._base import ElementwiseTransformation, GradientTransformation, Params, Schedule, Updates, chain
 from jaxopt_notes._learning_rate import scale_by_learning_rate
 from jaxopt_notes._numerics import zeros_like_tree
+from jaxopt_notes._recipe import equal_by_arguments
 
 
 class TraceState(NamedTuple):
@@ -23,6 +24,7 @@ class TraceState(NamedTuple):
     trace: Updates
 
 
+@equal_by_arguments
 def trace(decay: float, nesterov: bool = False, accumulator_dtype: Any = None) -> GradientTransformation:
     """The undampened momentum buffer ``v = decay * v + g`` (optax's ``trace``).
 
@@ -67,6 +69,7 @@ def trace(decay: float, nesterov: bool = False, accumulator_dtype: Any = None) -
     return ElementwiseTransformation(init, update)
 
 
+@equal_by_arguments
 def momentum(
     learning_rate: float | Schedule,
     beta: float = 0.9,

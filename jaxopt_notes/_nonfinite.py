@@ -30,6 +30,7 @@ from jaxopt_notes._base import (
     update_with_extra_args,
 )
 from jaxopt_notes._numerics import all_finite, increment_count, init_count
+from jaxopt_notes._recipe import equal_by_arguments
 
 
 class ApplyIfFiniteState(NamedTuple):
@@ -53,6 +54,7 @@ class ApplyIfFiniteState(NamedTuple):
     total_skipped: jax.Array
 
 
+@equal_by_arguments
 def skip_nonfinite(transform: optax.GradientTransformation, *, max_consecutive: int = 10) -> GradientTransformation:
     """Wraps ``transform`` so that a step with any NaN or infinite gradient is skipped.
 

@@ -35,6 +35,7 @@ from jaxopt_notes._numerics import (
     update_average,
     zeros_like_tree,
 )
+from jaxopt_notes._recipe import equal_by_arguments
 
 
 class ScaleByRmsState(NamedTuple):
@@ -70,6 +71,7 @@ def _filled(params: Params, value: float, dtype: Any) -> Updates:
     return jax.tree.map(lambda zero: zero + value, zeros_like_tree(params, dtype))
 
 
+@equal_by_arguments
 def scale_by_rms(
     decay: float = 0.9,
     eps: float = 1e-8,
@@ -140,6 +142,7 @@ def scale_by_rms(
     return ElementwiseTransformation(init, update)
 
 
+@equal_by_arguments
 def rmsprop(
     learning_rate: float | Schedule,
     beta: float = 0.9,

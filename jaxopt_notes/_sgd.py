@@ -8,8 +8,10 @@ from jaxopt_notes import _checks
 from jaxopt_notes._base import GradientTransformation, Schedule, chain, identity
 from jaxopt_notes._learning_rate import scale_by_learning_rate
 from jaxopt_notes._momentum import trace
+from jaxopt_notes._recipe import equal_by_arguments
 
 
+@equal_by_arguments
 def sgd(
     learning_rate: float | Schedule,
     momentum: float | None = None,

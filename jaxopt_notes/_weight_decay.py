@@ -15,6 +15,7 @@ import numpy as np
 
 from jaxopt_notes import _checks
 from jaxopt_notes._base import ElementwiseTransformation, EmptyState, GradientTransformation, Params, Updates
+from jaxopt_notes._recipe import equal_by_arguments
 
 
 class MaskedState(NamedTuple):
@@ -71,6 +72,7 @@ def _flags(mask: Any) -> Any:
     return jax.tree_util.tree_map_with_path(lambda path, flag: _flag(flag, jax.tree_util.keystr(path)), mask)
 
 
+@equal_by_arguments
 def add_decayed_weights(
     weight_decay: float = 0.0, mask: Any | Callable[[Params], Any] | None = None
 ) -> GradientTransformation:

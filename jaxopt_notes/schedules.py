@@ -31,6 +31,7 @@ import jax.numpy as jnp
 
 from jaxopt_notes import _checks
 from jaxopt_notes._base import Schedule
+from jaxopt_notes._recipe import equal_by_arguments
 
 __all__ = ["exponential_decay", "inverse_sqrt_decay", "inverse_time_decay", "piecewise_constant", "staircase_decay"]
 
@@ -73,6 +74,7 @@ def _as_rate(value: Any) -> jax.Array:
     return jnp.asarray(value).astype(jnp.result_type(float))
 
 
+@equal_by_arguments
 def inverse_time_decay(
     init_value: float,
     decay_rate: float,
@@ -120,6 +122,7 @@ def inverse_time_decay(
     return schedule
 
 
+@equal_by_arguments
 def exponential_decay(
     init_value: float,
     decay_rate: float,
@@ -162,6 +165,7 @@ def exponential_decay(
     return schedule
 
 
+@equal_by_arguments
 def inverse_sqrt_decay(
     init_value: float,
     k: float = 1.0,
@@ -203,6 +207,7 @@ def inverse_sqrt_decay(
     return schedule
 
 
+@equal_by_arguments
 def staircase_decay(init_value: float, factor: float, every_epochs: int, *, steps_per_epoch: int = 1) -> Schedule:
     """The discrete staircase: ``alpha = alpha0 * factor ** (step // (steps_per_epoch * every_epochs))``.
 
@@ -236,6 +241,7 @@ def staircase_decay(init_value: float, factor: float, every_epochs: int, *, step
     return schedule
 
 
+@equal_by_arguments
 def piecewise_constant(
     init_value: float, boundaries_and_scales: Mapping[int, float], *, steps_per_epoch: int = 1
 ) -> Schedule:

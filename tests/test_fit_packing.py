@@ -14,7 +14,6 @@ import pytest
 
 import jaxopt_notes as jn
 from jaxopt_notes import _pack_policy
-from jaxopt_notes.training._config import FitConfig
 from jaxopt_notes.training._state import decide_packing
 
 M, D, LEAVES = 96, 3, 16
@@ -37,14 +36,6 @@ NOT_ELEMENTWISE = {
     "scale_by_trust_ratio": optax.chain(optax.scale_by_adam(), optax.scale_by_trust_ratio(), optax.scale(-1e-2)),
     "adafactor": optax.adafactor(1e-2),
 }
-
-
-def _config(optimizer, pack):
-    return FitConfig(
-        loss_fn=many_leaf_loss, optimizer=optimizer, examples=M, batch_size=16, epochs=1, seed=0,
-        drop_remainder=False, beta=0.9, on_nonfinite="raise", checkpoint_dir=None, checkpoint_every=1,
-        mesh=None, pack=pack, chunk_steps=None, progress=False,
-    )  # fmt: skip
 
 
 def test_the_model_is_one_should_pack_packs():
@@ -73,20 +64,20 @@ def test_pack_true_with_a_per_leaf_optimizer_is_refused(name):
 def test_declared_optimizers_pack_without_a_probe(monkeypatch):
     probed = []
     monkeypatch.setattr(_pack_policy, "check_elementwise", lambda *args, **kwargs: probed.append(args))
-    assert decide_packing(MANY, _config(jn.adam(1e-2), None))
-    assert decide_packing(MANY, _config(jn.inject_hyperparams(jn.rmsprop)(learning_rate=1e-2), True))
+    assert decide_packing(MANY, jn.adam(1e-2), None)
+    assert decide_packing(MANY, jn.inject_hyperparams(jn.rmsprop)(learning_rate=1e-2), True)
     assert probed == []
-    assert decide_packing(MANY, _config(optax.adam(1e-2), None))  # foreign: probed, then packed
+    assert decide_packing(MANY, optax.adam(1e-2), None)  # foreign: probed, then packed
     assert len(probed) == 1
 
 
 def test_packing_decision():
-    assert decide_packing(MANY, _config(optax.adam(1e-2), None))  # foreign but element-wise
-    assert not decide_packing(MANY, _config(optax.lamb(1e-2), None))
-    assert not decide_packing(MANY, _config(jn.adam(1e-2), False))
-    assert not decide_packing({"w": jnp.ones(3)}, _config(jn.adam(1e-2), None))  # one leaf: does not pay
-    assert decide_packing({"w": jnp.ones(3)}, _config(jn.adam(1e-2), True))
-    assert not decide_packing(jn.pack(MANY), _config(jn.adam(1e-2), True))  # the caller's Packed stays theirs
+    assert decide_packing(MANY, optax.adam(1e-2), None)  # foreign but element-wise
+    assert not decide_packing(MANY, optax.lamb(1e-2), None)
+    assert not decide_packing(MANY, jn.adam(1e-2), False)
+    assert not decide_packing({"w": jnp.ones(3)}, jn.adam(1e-2), None)  # one leaf: does not pay
+    assert decide_packing({"w": jnp.ones(3)}, jn.adam(1e-2), True)
+    assert not decide_packing(jn.pack(MANY), jn.adam(1e-2), True)  # the caller's Packed stays theirs
 
 
 def test_fit_packed_with_a_foreign_element_wise_optimizer_equals_unpacked():
@@ -154,13 +145,13 @@ import jax, jax.numpy as jnp, numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 import jaxopt_notes as jn
 from jaxopt_notes.training._state import decide_packing
-from tests.test_fit_packing import MANY, _config
+from tests.test_fit_packing import MANY
 mesh = Mesh(np.array(jax.devices()), ("x",))
 sharded = dict(MANY, big=jax.device_put(jnp.ones(8), NamedSharding(mesh, P("x"))))
 replicated = jax.device_put(MANY, NamedSharding(mesh, P()))
-print(decide_packing(sharded, _config(jn.adam(1e-2), None)), decide_packing(replicated, _config(jn.adam(1e-2), None)))
+print(decide_packing(sharded, jn.adam(1e-2), None), decide_packing(replicated, jn.adam(1e-2), None))
 try:
-    decide_packing(sharded, _config(jn.adam(1e-2), True))
+    decide_packing(sharded, jn.adam(1e-2), True)
 except ValueError as error:
     print(error)
 """

@@ -2,8 +2,6 @@
 NumPy computation over the whole held-out set; scikit-learn's digits with an accuracy metric;
 callbacks (early stopping, learning-rate reduction) reading the validation cost."""
 
-import types
-
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -148,7 +146,7 @@ def test_progress_bar_shows_the_latest_validation_values():
     history.record_epoch([2.0, 1.0], [1.0, 1.0], [0.1, 0.1], [False, False], 0.5)
     history.record_validation({"cost": 0.75, "accuracy": 0.5})
     bar = Bar()
-    show_progress(bar, types.SimpleNamespace(epochs=3), 0, 2, history)
+    show_progress(bar, 3, 0, 2, history)
     assert bar.steps == 2
     assert bar.values == {"epoch": "1/3", "cost": f"{history.smoothed_cost[-1]:.4g}", "val_cost": "0.75",
                           "val_accuracy": "0.5"}  # fmt: skip

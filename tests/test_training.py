@@ -15,7 +15,8 @@ import jaxopt_notes as jn
 from jaxopt_notes._hyperparams import inject_hyperparams, set_hyperparams
 from jaxopt_notes.data import minibatches
 from jaxopt_notes.schedules import inverse_time_decay
-from jaxopt_notes.training._fit import NonFiniteCostError, fit
+from jaxopt_notes.training._epoch_end import NonFiniteCostError
+from jaxopt_notes.training._fit import fit
 from jaxopt_notes.training._history import smooth
 from jaxopt_notes.training._rows import join_rows, take_rows
 

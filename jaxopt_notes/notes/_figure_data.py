@@ -28,6 +28,7 @@ from jaxopt_notes._base import GradientTransformation, chain
 from jaxopt_notes._momentum import momentum
 from jaxopt_notes._rmsprop import rmsprop
 from jaxopt_notes._sgd import sgd
+from jaxopt_notes.data._batches import steps_per_epoch
 from jaxopt_notes.notes import _escape, _running_example
 from jaxopt_notes.notes._escape import EscapeProblem, EscapeRow, escape_race
 from jaxopt_notes.training._fit import fit
@@ -204,7 +205,7 @@ def batch_vs_minibatch_data(
 
     problem, loss, params = _logistic_problem(m, seed)
     _, batch = fit(loss, params, sgd(0.5), problem.X, problem.Y, batch_size=m, epochs=steps, progress=False)
-    epochs = -(-steps * minibatch_size // m)
+    epochs = -(-steps // steps_per_epoch(m, minibatch_size))  # enough epochs for `steps` minibatch steps
     _, mini = fit(
         loss, params, sgd(0.5), problem.X, problem.Y, batch_size=minibatch_size, epochs=epochs, progress=False
     )
@@ -245,7 +246,7 @@ def minibatch_size_data(
     epoch, seconds, smoothed, per_epoch = {}, {}, {}, {}
     for size in (*sizes, m):
         _, history = fit(loss, params, sgd(0.05), problem.X, problem.Y, batch_size=size, epochs=epochs, progress=False)
-        steps = -(-m // size)
+        steps = steps_per_epoch(m, size)
         step = np.arange(len(history.cost))
         # Step i's cost is measured after (i // steps) epochs plus (i % steps) minibatches.
         epoch[size] = step // steps + np.minimum((step % steps) * size, m) / m

@@ -33,6 +33,7 @@ from jaxopt_notes._base import GradientTransformation
 from jaxopt_notes._momentum import momentum
 from jaxopt_notes._rmsprop import rmsprop
 from jaxopt_notes._sgd import sgd
+from jaxopt_notes.data._batches import steps_per_epoch
 from jaxopt_notes.training._fit import fit
 from jaxopt_notes.training._history import History
 
@@ -235,7 +236,7 @@ def run_contender(
     contender = CONTENDERS[name]
     m = len(problem.X)
     batch = m if contender.full_batch else batch_size
-    steps = -(-m // batch)
+    steps = steps_per_epoch(m, batch)
     loss, params = model_for(problem)
     start = time.perf_counter()
     params, history = fit(

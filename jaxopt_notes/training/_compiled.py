@@ -4,14 +4,22 @@ A step computes the minibatch cost and its gradient, asks the optimizer for the 
 applies it, and reports the cost, the gradient's global norm, the learning rate it used and
 whether everything was finite. A non-finite step leaves parameters and state untouched (the
 select fuses into the update, so it costs no extra pass over memory); after the first one,
-``failed`` freezes the run when fit stops on errors, so the carry ends as the last finite
-parameters. The compiled functions are cached by loss, optimizer and layout so a second fit
-call on data of the same shapes and dtypes reuses the compiled code.
+``failed`` freezes the run when fit stops on errors, so the state ends as the last finite
+one.
+
+The compiled run is cached by loss, optimizer and the options the step depends on
+(:meth:`~jaxopt_notes.training._options.FitOptions.compiled`), so a second fit call reuses it;
+the optimizers of this library compare equal when built alike (:mod:`jaxopt_notes._recipe`),
+so ``fit(..., jn.adam(1e-2), ...)`` called twice compiles once. Within it, ``jax.jit``
+traces once per structure of state and chunk: the chunk's kind and static fields, whether the
+run packs, has a model state or a key.
 """
 
 from __future__ import annotations
 
 import collections
+import dataclasses
+import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -23,146 +31,139 @@ from jaxopt_notes import _packing
 from jaxopt_notes._base import apply_updates
 from jaxopt_notes._learning_rate import learning_rate_in_use
 from jaxopt_notes._numerics import all_finite, global_norm
+from jaxopt_notes.training._chunks import Chunk, CutMinibatches, ResidentEpoch, ShuffledRows
+from jaxopt_notes.training._models import cost_and_state
+from jaxopt_notes.training._placement import placement
 from jaxopt_notes.training._rows import take_rows
+from jaxopt_notes.training._state import TrainState
 
 _CACHE_SIZE = 32
 _cache: collections.OrderedDict = collections.OrderedDict()
 
-PRE_CUT = "pre-cut"
-"""The ``layout`` of data already cut into minibatches: X (and Y) shaped ``(steps, batch, ...)``,
-None when there is no full minibatch, and ``rest`` the ``(X, Y)`` rows of a last, smaller one
-(or None). A multi-process run (:mod:`.processes`) feeds its global minibatches this way."""
+
+class StepValues(NamedTuple):
+    """What each step reports, one entry per step: the minibatch cost, the gradient's global
+    norm, the learning rate in use (NaN when the optimizer records none) and whether cost,
+    gradient and model state were all finite."""
+
+    cost: Any
+    grad_norm: Any
+    learning_rate: Any
+    finite: Any
 
 
 def _select(take: jax.Array, new: Any, old: Any) -> Any:
     return jax.tree.map(lambda a, b: jnp.where(take, a, b), new, old)
 
 
-class Carry(NamedTuple):
-    """What one compiled step hands the next: ``params`` (packed when the run packs), the
-    optimizer state, ``failed`` (set after the first non-finite step when fit stops on
-    errors), the model state (None without one), the run's base ``key`` (None without one)
-    and ``step``, the int32 count of steps taken in the run, resumed ones included."""
-
-    params: Any
-    opt_state: Any
-    failed: jax.Array
-    model_state: Any
-    key: jax.Array | None
-    step: jax.Array
+def _finite(model_state: Any) -> jax.Array:
+    """Whether the floating-point leaves of a model state are finite (counters and random keys
+    have nothing to check)."""
+    leaves = jax.tree.leaves(model_state)
+    return all_finite([leaf for leaf in leaves if jnp.issubdtype(jnp.result_type(leaf), jnp.inexact)])
 
 
 def _make_epoch(
-    loss_fn: Callable,
+    loss_fn: Callable[..., Any],
     optimizer: optax.GradientTransformation,
     *,
-    batch_size: int,
-    skip_nonfinite: bool,
-    batch_sharding: jax.sharding.Sharding | None,
-    packed: bool,
-    with_model_state: bool,
-    with_key: bool,
-) -> Callable:
-    def loss(params, model_state, key, x, y):
-        """``(cost, new model state)``; the loss gets ``key=`` only when the run has a key."""
+    on_nonfinite: str,
+    mesh: jax.sharding.Mesh | None,
+) -> Callable[[TrainState, Chunk], tuple[TrainState, StepValues]]:
+    batch_sharding = placement(mesh).batch
+    skip_nonfinite = on_nonfinite == "skip"
+
+    def cost(params, model_state, key, x, y, *, packed):
+        """``(cost, new model state)``: the loss gets the model state only when the run has one,
+        ``key=`` only when it has a key. Its output is checked here, while the run is traced."""
         if packed:
             params = _packing.unpack(params)
         data = (x,) if y is None else (x, y)
-        keyword = {"key": key} if with_key else {}
-        if with_model_state:
-            return loss_fn(params, model_state, *data, **keyword)
-        return loss_fn(params, *data, **keyword), None
+        keyword = {} if key is None else {"key": key}
+        with_state = model_state is not None
+        arguments = (params, model_state, *data) if with_state else (params, *data)
+        return cost_and_state(loss_fn(*arguments, **keyword), model_state, with_state=with_state)
 
     def constrain(batch):
         if batch_sharding is None:
             return batch
         return jax.tree.map(lambda a: jax.lax.with_sharding_constraint(a, batch_sharding), batch)
 
-    def step(carry, batch):
-        params, state, failed, model_state, base_key, count = carry
+    def step(state: TrainState, batch: tuple[Any, Any]) -> tuple[TrainState, StepValues]:
         x, y = constrain(batch)
         # A step's key depends only on the run's key and the step's place in the run, so a
         # resumed run draws the same keys as an uninterrupted one.
-        key = None if base_key is None else jax.random.fold_in(base_key, count)
-        (cost, new_model_state), grads = jax.value_and_grad(loss, has_aux=True)(params, model_state, key, x, y)
-        finite = jnp.isfinite(cost) & all_finite(grads) & all_finite(new_model_state)
-        updates, new_state = optimizer.update(grads, state, params)
-        take = finite & ~failed
-        params = _select(take, apply_updates(params, updates), params)
-        state = _select(take, new_state, state)
-        model_state = _select(take, new_model_state, model_state)
-        rate = learning_rate_in_use(new_state)
+        key = None if state.key is None else jax.random.fold_in(state.key, state.step)
+        gradient = jax.value_and_grad(functools.partial(cost, packed=state.packed), has_aux=True)
+        (value, model_state), grads = gradient(state.params, state.model_state, key, x, y)
+        finite = jnp.isfinite(value) & all_finite(grads) & _finite(model_state)
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        take = finite & ~state.failed
+        rate = learning_rate_in_use(opt_state)
+        new = dataclasses.replace(
+            state,
+            params=_select(take, apply_updates(state.params, updates), state.params),
+            opt_state=_select(take, opt_state, state.opt_state),
+            model_state=_select(take, model_state, state.model_state),
+            failed=state.failed if skip_nonfinite else state.failed | ~finite,
+            step=state.step + 1,
+        )
         rate = jnp.full([], jnp.nan, jnp.float32) if rate is None else jnp.asarray(rate, jnp.float32)
-        if not skip_nonfinite:
-            failed = failed | ~finite
-        carry = Carry(params, state, failed, model_state, base_key, count + 1)
-        return carry, (jnp.asarray(cost, jnp.float32), global_norm(grads), rate, finite)
+        return new, StepValues(jnp.asarray(value, jnp.float32), global_norm(grads), rate, finite)
 
-    def run(carry, X, Y, order, rest, layout):
-        """``order`` (steps, batch) and ``rest`` (remainder) index rows; if ``order`` is None
-        the rows are already shuffled (a streamed chunk) and are cut in order. ``layout``
-        (static, a ``_rows.Layout`` or None for plain X and Y arrays) says where X's and Y's
-        rows sit in the buffers X and Y (see ``_rows.place_rows``)."""
+    def scan_steps(state: TrainState, chunk: Chunk) -> tuple[TrainState, StepValues | None, Any]:
+        """The full minibatches of ``chunk`` as one scan, and the rows of its last, smaller one."""
+        if isinstance(chunk, ResidentEpoch):
 
-        def rows(idx):
-            return take_rows((X, Y), layout, idx)
+            def rows(idx):
+                return take_rows(chunk.buffers, chunk.layout, idx)
 
-        if layout == PRE_CUT:
-            carry, outputs = (carry, None) if X is None else jax.lax.scan(step, carry, (X, Y))
-            remainder = rest
-        elif order is None:
-            steps = X.shape[0] // batch_size
-            cut = steps * batch_size
+            state, outputs = jax.lax.scan(lambda s, idx: step(s, rows(idx)), state, chunk.order)
+            return state, outputs, None if chunk.rest is None else rows(chunk.rest)
+        if isinstance(chunk, ShuffledRows):
+            x, y, size = chunk.x, chunk.y, chunk.batch_size
+            steps = x.shape[0] // size
+            cut = steps * size
             xs = (
-                X[:cut].reshape(steps, batch_size, *X.shape[1:]),
-                None if Y is None else Y[:cut].reshape(steps, batch_size, *Y.shape[1:]),
+                x[:cut].reshape(steps, size, *x.shape[1:]),
+                None if y is None else y[:cut].reshape(steps, size, *y.shape[1:]),
             )
-            carry, outputs = jax.lax.scan(step, carry, xs)
-            remainder = None if cut == X.shape[0] else (X[cut:], None if Y is None else Y[cut:])
-        else:
-            carry, outputs = jax.lax.scan(lambda c, idx: step(c, rows(idx)), carry, order)
-            remainder = None if rest is None else rows(rest)
-        if remainder is not None:
-            carry, last = step(carry, remainder)
-            if outputs is None:
-                outputs = jax.tree.map(lambda one: one[None], last)
-            else:
-                outputs = jax.tree.map(lambda seq, one: jnp.concatenate([seq, one[None]]), outputs, last)
-        return carry, outputs
+            state, outputs = jax.lax.scan(step, state, xs)
+            return state, outputs, None if cut == x.shape[0] else (x[cut:], None if y is None else y[cut:])
+        assert isinstance(chunk, CutMinibatches)
+        if chunk.x is None:
+            return state, None, chunk.rest
+        state, outputs = jax.lax.scan(step, state, (chunk.x, chunk.y))
+        return state, outputs, chunk.rest
 
-    return jax.jit(run, donate_argnums=(0,), static_argnums=(5,))
+    def run(state: TrainState, chunk: Chunk) -> tuple[TrainState, StepValues]:
+        state, outputs, remainder = scan_steps(state, chunk)
+        if remainder is None:
+            assert outputs is not None
+            return state, outputs
+        state, last = step(state, remainder)
+        if outputs is None:
+            return state, jax.tree.map(lambda one: one[None], last)
+        return state, jax.tree.map(lambda seq, one: jnp.concatenate([seq, one[None]]), outputs, last)
+
+    return jax.jit(run, donate_argnums=(0,))
 
 
 def compiled_epoch(
-    loss_fn: Callable,
-    optimizer: optax.GradientTransformation,
-    *,
-    batch_size: int,
-    skip_nonfinite: bool,
-    batch_sharding: jax.sharding.Sharding | None,
-    packed: bool,
-    with_model_state: bool = False,
-    with_key: bool = False,
-) -> Callable:
-    """The jitted ``run(carry, X, Y, order, rest, layout) -> (carry, (cost, grad_norm,
-    learning_rate, finite))`` over a :class:`Carry`, cached by identity of loss and optimizer.
-    With ``with_model_state`` the loss is ``loss_fn(params, model_state, x, y) -> (cost,
-    new_model_state)``; with ``with_key`` it also gets ``key=`` each step's key."""
-    options: dict[str, Any] = dict(
-        batch_size=batch_size,
-        skip_nonfinite=skip_nonfinite,
-        batch_sharding=batch_sharding,
-        packed=packed,
-        with_model_state=with_model_state,
-        with_key=with_key,
-    )
-    key = (loss_fn, optimizer, *options.values())
+    loss_fn: Callable[..., Any], optimizer: optax.GradientTransformation, options: tuple[tuple[str, Any], ...]
+) -> Callable[[TrainState, Chunk], tuple[TrainState, StepValues]]:
+    """The jitted ``run(state, chunk) -> (state, StepValues)``: the steps of one chunk (see
+    :mod:`~jaxopt_notes.training._chunks`), each value one entry per step. ``options`` are the
+    ``(name, value)`` pairs of :meth:`~jaxopt_notes.training._options.FitOptions.compiled`,
+    the builder's keyword arguments. Cached by loss, optimizer and options, compared by
+    equality (by identity when one of them cannot be hashed)."""
+    key: tuple = (loss_fn, optimizer, options)
     try:
         hash(key)
-    except TypeError:  # an unhashable optimizer: keyed by identity, kept alive by the cache entry
-        key = (loss_fn, id(optimizer), *options.values())
+    except TypeError:  # keyed by identity, kept alive by the cache entry
+        key = (id(loss_fn), id(optimizer), options)
     if key not in _cache:
-        _cache[key] = (_make_epoch(loss_fn, optimizer, **options), optimizer)
+        _cache[key] = (_make_epoch(loss_fn, optimizer, **dict(options)), loss_fn, optimizer)
         while len(_cache) > _CACHE_SIZE:
             _cache.popitem(last=False)
     _cache.move_to_end(key)

@@ -3,6 +3,7 @@ asked to), show progress, and call the callbacks. Checkpoints are :mod:`.resume`
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -10,13 +11,12 @@ import jax
 import numpy as np
 from tqdm.auto import tqdm
 
-from jaxopt_notes.training._config import FitConfig
+from jaxopt_notes.training._compiled import StepValues
 from jaxopt_notes.training._history import EpochEnd, History
+from jaxopt_notes.training._models import Trainable
 from jaxopt_notes.training._placement import Placement, copy_tree
+from jaxopt_notes.training._run import Run
 from jaxopt_notes.training._state import TrainState
-
-PerStep = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
-"""One epoch's ``(cost, grad_norm, learning_rate, finite)``, one entry per step."""
 
 
 class NonFiniteCostError(FloatingPointError):
@@ -39,64 +39,65 @@ class NonFiniteCostError(FloatingPointError):
 
 
 def record_epoch(
-    config: FitConfig, epoch: int, outputs: list[Any], seconds: float, state: TrainState, history: History
-) -> PerStep:
+    run: Run, epoch: int, outputs: list[StepValues], seconds: float, state: TrainState, trained: Trainable,
+    history: History,
+) -> StepValues:  # fmt: skip
     """Appends epoch ``epoch`` (0-based) to ``history`` from the compiled run's outputs (one per
-    call) and returns its per-step values; raises :class:`NonFiniteCostError` at its first
-    non-finite step when ``config.on_nonfinite`` is ``"raise"``."""
-    per_step = zip(*jax.device_get(outputs), strict=True)
-    cost, grad_norm, rate, finite = (np.concatenate(parts) for parts in per_step)
-    if config.on_nonfinite == "raise" and not finite.all():
+    call) and returns its per-step values as NumPy arrays; raises :class:`NonFiniteCostError`
+    (holding the caller's parameters, see :meth:`Trainable.given_back`) at its first
+    non-finite step when ``on_nonfinite`` is ``"raise"``."""
+    cost, grad_norm, rate, finite = (np.concatenate(parts) for parts in zip(*jax.device_get(outputs), strict=True))
+    if run.options.on_nonfinite == "raise" and not finite.all():
         bad = int(np.argmin(finite))
         history.record_epoch(cost[:bad], grad_norm[:bad], rate[:bad], ~finite[:bad], seconds)
-        raise NonFiniteCostError(epoch + 1, bad + 1, history.steps + 1, state.user_params(), state.opt_state, history)
+        params, _ = trained.given_back(state.user_params(), state.model_state)
+        raise NonFiniteCostError(epoch + 1, bad + 1, history.steps + 1, params, state.opt_state, history)
     history.record_epoch(cost, grad_norm, rate, ~finite, seconds)
-    return cost, grad_norm, rate, finite
+    return StepValues(cost, grad_norm, rate, finite)
 
 
-def progress_bar(config: FitConfig, start_epoch: int) -> tqdm:
+def progress_bar(run: Run, start_epoch: int) -> tqdm:
     """A tqdm bar over the run's steps (open-ended for a loader, whose epoch length is unknown);
-    quiet when ``config.progress`` is off or stderr is no terminal."""
-    per_epoch = config.steps_per_epoch
+    quiet when the ``progress`` option is off or stderr is no terminal."""
+    per_epoch = run.steps_per_epoch
     return tqdm(
-        total=None if per_epoch is None else config.epochs * per_epoch,
+        total=None if per_epoch is None else run.options.epochs * per_epoch,
         initial=0 if per_epoch is None else start_epoch * per_epoch,
         unit="step",
         desc="fit",
-        disable=None if config.progress else True,
+        disable=None if run.options.progress else True,
         dynamic_ncols=True,
     )
 
 
-def show_progress(bar: tqdm, config: FitConfig, epoch: int, steps: int, history: History) -> None:
+def show_progress(bar: tqdm, epochs: int, epoch: int, steps: int, history: History) -> None:
     """Advances the bar by the epoch's steps; shows the smoothed cost and the latest validation values."""
     bar.update(steps)
     held_out = {f"val_{name}": f"{values[-1]:.4g}" for name, values in history.validation.items()}
-    bar.set_postfix(epoch=f"{epoch + 1}/{config.epochs}", cost=f"{history.smoothed_cost[-1]:.4g}", **held_out)
+    bar.set_postfix(epoch=f"{epoch + 1}/{epochs}", cost=f"{history.smoothed_cost[-1]:.4g}", **held_out)
 
 
 def run_callbacks(
     callbacks: Sequence[Callable[[EpochEnd], None]],
     epoch: int,
-    per_step: PerStep,
+    per_step: StepValues,
     history: History,
     state: TrainState,
+    trained: Trainable,
     place: Placement,
-) -> bool:
+) -> tuple[TrainState, bool]:
     """Calls every callback with an :class:`EpochEnd` for epoch ``epoch`` (0-based), each seeing
-    copies of parameters, optimizer and model state and the epoch's validation values; takes
-    back the (possibly replaced) optimizer state and returns whether a callback asked to stop."""
+    copies of the caller's parameters (a framework's model, rebuilt), optimizer and model state
+    and the epoch's validation values; returns the state with the (possibly replaced)
+    optimizer state, and whether a callback asked to stop."""
     if not callbacks:
-        return False
-    cost, grad_norm, rate, _ = per_step
-    params, opt_state = copy_tree(state.user_params()), copy_tree(state.opt_state)
+        return state, False
+    params, model_state = trained.given_back(copy_tree(state.user_params()), copy_tree(state.model_state))
     validation = {name: float(values[-1]) for name, values in history.validation.items()}
-    model_state = None if state.model_state is None else copy_tree(state.model_state)
     event = EpochEnd(
-        epoch + 1, history.steps, cost, grad_norm, rate, history, params, opt_state,
-        validation=validation, model_state=model_state,
+        epoch + 1, history.steps, per_step.cost, per_step.grad_norm, per_step.learning_rate, history, params,
+        copy_tree(state.opt_state), validation=validation, model_state=model_state,
     )  # fmt: skip
     for callback in callbacks:
         callback(event)
-    state.opt_state = place.put_state(event.opt_state)
-    return bool(event.stop)
+    return dataclasses.replace(state, opt_state=place.put_state(event.opt_state)), bool(event.stop)

@@ -13,27 +13,27 @@ from jax.sharding import NamedSharding, PartitionSpec
 
 from jaxopt_notes.data._batches import minibatches
 from jaxopt_notes.data._shuffle import epoch_seed
-from jaxopt_notes.training._compiled import PRE_CUT
-from jaxopt_notes.training._config import FitConfig
+from jaxopt_notes.training._chunks import Chunk, CutMinibatches
 from jaxopt_notes.training._placement import Placement
+from jaxopt_notes.training._run import Run
 
 
 class ProcessShardSource:
     """Epochs of global minibatches built from this process's rows (see the module docstring)."""
 
-    def __init__(self, X: Any, Y: Any, config: FitConfig, place: Placement):
-        mesh = config.mesh
-        assert mesh is not None and config.examples is not None and config.batch_size is not None
-        self.X, self.Y, self.config = X, Y, config
+    def __init__(self, X: Any, Y: Any, run: Run, place: Placement):
+        options = run.options
+        mesh = options.mesh
+        assert mesh is not None and run.examples is not None and options.batch_size is not None
+        self.X, self.Y, self.options = X, Y, options
         self.processes = jax.process_count()
-        self.batch_size = min(config.batch_size, config.examples)
-        self.shuffle = config.batch_size < config.examples  # one minibatch of all rows: in order
-        self.local_batch = self.batch_size // self.processes
-        self.local_rows = config.examples // self.processes
-        if config.chunk_steps is None:  # the whole epoch in one call, its last minibatch included
+        self.shuffle = options.batch_size < run.examples  # one minibatch of all rows: in order
+        self.local_batch = min(options.batch_size, run.examples) // self.processes
+        self.local_rows = run.examples // self.processes
+        if run.chunk_steps is None:  # the whole epoch in one call, its last minibatch included
             self.chunk_rows = self.local_rows
         else:
-            self.chunk_rows = min(config.chunk_steps, self.local_rows // self.local_batch) * self.local_batch
+            self.chunk_rows = min(run.chunk_steps, self.local_rows // self.local_batch) * self.local_batch
         self.cut = NamedSharding(mesh, PartitionSpec(None, mesh.axis_names[0]))
         self.replicated = place.replicated
 
@@ -52,23 +52,22 @@ class ProcessShardSource:
         rows = np.asarray(multihost_utils.process_allgather(np.ascontiguousarray(local), tiled=True))
         return jax.make_array_from_process_local_data(self.replicated, rows, rows.shape)
 
-    def epoch(self, epoch: int) -> Generator[tuple[int, tuple], None, None]:
-        """One ``(batch_size, (X, Y, None, rest, PRE_CUT))`` per chunk of global minibatches."""
-        config = self.config
-        seed = int(epoch_seed(config.seed, epoch, jax.process_index()).generate_state(1)[0])
+    def epoch(self, epoch: int) -> Generator[Chunk, None, None]:
+        """One :class:`~jaxopt_notes.training._chunks.CutMinibatches` per chunk of global minibatches."""
+        seed = int(epoch_seed(self.options.seed, epoch, jax.process_index()).generate_state(1)[0])
         chunks = minibatches(self.X, self.Y, batch_size=self.chunk_rows, seed=seed, shuffle=self.shuffle)
         for chunk in chunks:
             x, y = chunk if self.Y is not None else (chunk, None)
             assert isinstance(x, np.ndarray)
             full = len(x) - len(x) % self.local_batch
             rest = None
-            if full < len(x) and not config.drop_remainder:
+            if full < len(x) and not self.options.drop_remainder:
                 rest = (self._gathered(x[full:]), self._gathered(None if y is None else y[full:]))
             if full:
                 xs, ys = (None if a is None else a[:full].reshape(-1, self.local_batch, *a.shape[1:]) for a in (x, y))
-                yield self.batch_size, (self._global(xs), self._global(ys), None, rest, PRE_CUT)
+                yield CutMinibatches(self._global(xs), self._global(ys), rest)
             elif rest is not None:
-                yield self.batch_size, (None, None, None, rest, PRE_CUT)
+                yield CutMinibatches(None, None, rest)
 
     def __enter__(self) -> ProcessShardSource:
         return self

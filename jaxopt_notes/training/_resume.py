@@ -9,7 +9,9 @@ so a resumed run continues bit-identically to an uninterrupted one.
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
+from pathlib import Path
 from typing import Any
 
 import jax.numpy as jnp
@@ -17,27 +19,29 @@ import numpy as np
 
 from jaxopt_notes._checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, verify_checkpoint
 from jaxopt_notes.training import _processes
-from jaxopt_notes.training._config import FitConfig
 from jaxopt_notes.training._history import History
+from jaxopt_notes.training._run import Run
 from jaxopt_notes.training._state import TrainState
 
 _PATTERN = "epoch_*.npz"
 
 
-def resume(config: FitConfig, state: TrainState, history: History) -> int:
-    """The epoch to start from: 0, or after loading the newest good checkpoint in
-    ``config.checkpoint_dir`` into ``state`` and ``history`` the epoch it was written after."""
-    if config.checkpoint_dir is None:
-        return 0
-    config.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    path = latest_checkpoint(config.checkpoint_dir, pattern=_PATTERN)
+def resume(run: Run, state: TrainState, history: History) -> tuple[TrainState, int]:
+    """``(state, epoch to start from)``: ``state`` and 0, or, after loading the newest good
+    checkpoint in the ``checkpoint_dir`` option into the state and ``history``, the epoch it
+    was written after."""
+    if run.options.checkpoint_dir is None:
+        return state, 0
+    directory, seed = Path(run.options.checkpoint_dir), run.options.seed
+    directory.mkdir(parents=True, exist_ok=True)
+    path = latest_checkpoint(directory, pattern=_PATTERN)
     if path is None:
-        return 0
+        return state, 0
     metadata = verify_checkpoint(path) or {}
-    if metadata.get("seed") != config.seed or metadata.get("examples") != config.examples:
+    if metadata.get("seed") != seed or metadata.get("examples") != run.examples:
         warnings.warn(
             f"fit: resuming from {path}, written with seed={metadata.get('seed')} and "
-            f"{metadata.get('examples')} examples, now seed={config.seed} and {config.examples} examples: "
+            f"{metadata.get('examples')} examples, now seed={seed} and {run.examples} examples: "
             "the run will not match an uninterrupted one",
             RuntimeWarning,
             stacklevel=3,
@@ -53,24 +57,28 @@ def resume(config: FitConfig, state: TrainState, history: History) -> int:
         like["model_state"] = state.model_state
     tree, _ = load_checkpoint(path, like)
     history.load_state_dict(tree["history"])
-    state.params, state.opt_state = tree["params"], tree["opt_state"]
-    if state.model_state is not None:
-        state.model_state = tree["model_state"]
-    state.step = jnp.asarray(history.steps, jnp.int32)
-    return int(tree["rng"][1])
+    state = dataclasses.replace(
+        state,
+        params=tree["params"],
+        opt_state=tree["opt_state"],
+        model_state=tree.get("model_state"),
+        step=jnp.asarray(history.steps, jnp.int32),
+    )
+    return state, int(tree["rng"][1])
 
 
-def save_if_due(config: FitConfig, epoch: int, state: TrainState, history: History, *, stop: bool) -> None:
+def save_if_due(run: Run, epoch: int, state: TrainState, history: History, *, stop: bool) -> None:
     """Writes a checkpoint after ``epoch`` (1-based) every ``checkpoint_every`` epochs, after
     the last epoch, and when a callback stopped the run; nothing without a checkpoint_dir."""
-    if config.checkpoint_dir is None:
+    options = run.options
+    if options.checkpoint_dir is None:
         return
-    if epoch % config.checkpoint_every and epoch != config.epochs and not stop:
+    if epoch % options.checkpoint_every and epoch != options.epochs and not stop:
         return
     tree = {
         "params": state.params,
         "opt_state": state.opt_state,
-        "rng": np.array([config.seed, epoch], np.int64),
+        "rng": np.array([options.seed, epoch], np.int64),
         "history": history.state_dict(),
     }
     if state.model_state is not None:
@@ -78,10 +86,10 @@ def save_if_due(config: FitConfig, epoch: int, state: TrainState, history: Histo
     metadata: dict[str, Any] = {
         "epoch": epoch,
         "steps": history.steps,
-        "seed": config.seed,
-        "examples": config.examples,
+        "seed": options.seed,
+        "examples": run.examples,
     }
     if history.validation:
         metadata["validation"] = list(history.validation)
-    path = config.checkpoint_dir / f"epoch_{epoch:06d}.npz"
+    path = Path(options.checkpoint_dir) / f"epoch_{epoch:06d}.npz"
     _processes.write_once(lambda: save_checkpoint(path, tree, metadata=metadata), f"fit checkpoint {path.name}")

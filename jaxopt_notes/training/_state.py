@@ -1,5 +1,5 @@
-"""The state a fit run carries from step to step, and how it is set up from the caller's
-parameters: packed or not (:mod:`jaxopt_notes._packing`), copied, and placed."""
+"""The state a fit run carries from step to step, and how it is set up from what the caller
+passed: packed or not (:mod:`jaxopt_notes._packing`), copied, and placed."""
 
 from __future__ import annotations
 
@@ -11,37 +11,42 @@ import jax.numpy as jnp
 
 from jaxopt_notes import _pack_policy, _packing
 from jaxopt_notes._base import ElementwiseTransformation
-from jaxopt_notes.training._compiled import Carry
-from jaxopt_notes.training._config import FitConfig
+from jaxopt_notes.training._models import Trainable
 from jaxopt_notes.training._placement import Placement
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class TrainState:
-    """What the compiled epoch carries: ``params`` (packed when ``packed``), the optimizer
-    state, ``failed``, set after the first non-finite step when fit stops on errors, the
-    model state (None without one), the run's base ``key`` (None without one) and ``step``,
-    the steps taken so far (each step's key is ``fold_in(key, step)``)."""
+    """What the compiled run carries from step to step, and what fit holds between calls of it
+    (a pytree; ``packed`` is static, part of its structure).
+
+    Attributes:
+      params: the trained parameters, packed (:func:`~jaxopt_notes.pack`) when ``packed``.
+      opt_state: the optimizer state.
+      packed: whether ``params`` is packed.
+      failed: set after the first non-finite step when fit stops on errors; the run then
+        leaves everything unchanged, so the state ends as the last finite one.
+      model_state: what the loss updates but the optimizer does not (None without one).
+      key: the run's base key (None without one); step t's key is ``fold_in(key, t)``.
+      step: the int32 count of steps taken in the run, resumed ones included.
+    """
 
     params: Any
     opt_state: Any
-    packed: bool
+    packed: bool = False
     failed: jax.Array = dataclasses.field(default_factory=lambda: jnp.zeros([], bool))
     model_state: Any = None
     key: jax.Array | None = None
     step: jax.Array = dataclasses.field(default_factory=lambda: jnp.zeros([], jnp.int32))
 
-    @property
-    def carry(self) -> Carry:
-        return Carry(self.params, self.opt_state, self.failed, self.model_state, self.key, self.step)
-
-    @carry.setter
-    def carry(self, value: Carry) -> None:
-        self.params, self.opt_state, self.failed, self.model_state, self.key, self.step = value
-
     def user_params(self) -> Any:
-        """The parameters as the caller's tree (unpacked), sharing buffers with the state."""
+        """The parameters as the trained tree (unpacked), sharing buffers with the state."""
         return _packing.unpack(self.params) if self.packed else self.params
+
+
+jax.tree_util.register_dataclass(
+    TrainState, data_fields=["params", "opt_state", "failed", "model_state", "key", "step"], meta_fields=["packed"]
+)
 
 
 def _why_not_faithful(params: Any, optimizer: Any) -> str | None:
@@ -60,29 +65,29 @@ def _why_not_faithful(params: Any, optimizer: Any) -> str | None:
     return None
 
 
-def decide_packing(params: Any, config: FitConfig) -> bool:
+def decide_packing(params: Any, optimizer: Any, pack: bool | None) -> bool:
     """Whether the run steps on packed parameters. ``pack=None`` packs when
     :func:`~jaxopt_notes.should_pack` says it pays and packing is faithful (the optimizer acts
     element by element, no leaf is sharded); ``pack=True`` raises when it is not faithful. A
     :class:`~jaxopt_notes.Packed` the caller made stays theirs: it is never packed again."""
-    if isinstance(params, _packing.Packed) or config.pack is False:
+    if isinstance(params, _packing.Packed) or pack is False:
         return False
-    if config.pack is None and not _pack_policy.should_pack(params):
+    if pack is None and not _pack_policy.should_pack(params):
         return False
-    reason = _why_not_faithful(params, config.optimizer)
-    if reason is not None and config.pack:
+    reason = _why_not_faithful(params, optimizer)
+    if reason is not None and pack:
         raise ValueError(f"fit: pack=True, but packing would change the training: {reason}")
     return reason is None
 
 
 def initial_state(
-    params: Any, config: FitConfig, place: Placement, model_state: Any = None, key: jax.Array | None = None
+    trained: Trainable, optimizer: Any, pack: bool | None, place: Placement, key: jax.Array | None
 ) -> TrainState:
-    """A fresh state: the caller's parameters (packed when :func:`decide_packing` says so),
-    the optimizer's initial state and the model state, all copies placed for the run."""
-    packed = decide_packing(params, config)
-    state_params = place.put_state(_packing.pack(params) if packed else params)
-    opt_state = place.put_state(config.optimizer.init(state_params))
-    model_state = None if model_state is None else place.put_state(model_state)
+    """A fresh state: the parameters (packed when :func:`decide_packing` says so), the
+    optimizer's initial state, the model state and the key, all copies placed for the run."""
+    packed = decide_packing(trained.params, optimizer, pack)
+    params = place.put_state(_packing.pack(trained.params) if packed else trained.params)
+    opt_state = place.put_state(optimizer.init(params))
+    model_state = None if trained.model_state is None else place.put_state(trained.model_state)
     key = None if key is None else place.put_state(key)
-    return TrainState(state_params, opt_state, packed, model_state=model_state, key=key)
+    return TrainState(params, opt_state, packed, model_state=model_state, key=key)

@@ -21,8 +21,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxopt_notes import _checks
-from jaxopt_notes.training._config import FitConfig
+from jaxopt_notes.training._models import Trainable
+from jaxopt_notes.training._options import checked_metrics
 from jaxopt_notes.training._placement import Placement
+from jaxopt_notes.training._run import Run
 
 _CACHE_SIZE = 16
 _cache: collections.OrderedDict = collections.OrderedDict()
@@ -115,12 +117,7 @@ def _evaluator(
     sharding: jax.sharding.Sharding | None,
     data_name: str,
 ) -> Callable[..., dict[str, float]]:
-    metrics = dict(metrics or {})
-    for name, fn in metrics.items():
-        if not isinstance(name, str) or name == "cost" or not callable(fn):
-            raise ValueError(
-                f"metrics must map names other than 'cost' to functions with the loss's arguments, got {name!r}: {fn!r}"
-            )
+    metrics = checked_metrics("metrics", metrics)
     if np.ndim(X) < 1 or len(X) == 0 or (Y is not None and (np.ndim(Y) < 1 or len(Y) != len(X))):
         raise ValueError(
             f"{data_name} must hold the same number >= 1 of examples along axis 0, got shapes {np.shape(X)} and "
@@ -143,22 +140,15 @@ def _evaluator(
     return evaluate
 
 
-def validation_evaluator(
-    config: FitConfig, validation: Any, metrics: Mapping[str, Callable[..., Any]] | None, place: Placement
-) -> Callable[..., dict[str, float]] | None:
-    """fit's evaluator over ``validation`` (``(X_val, Y_val)`` or ``X_val``), batched like the
-    training minibatches (1024 rows for a loader); None without validation."""
-    if validation is None:
-        if metrics:
-            raise ValueError("fit: metrics are computed on held-out data: pass validation=(X_val, Y_val) too")
+def validation_evaluator(run: Run, trained: Trainable, place: Placement) -> Callable[..., dict[str, float]] | None:
+    """fit's evaluator over the ``validation`` option's ``(X_val, Y_val)``, batched like the
+    training minibatches (1024 rows for a loader), with the loss and metrics of ``trained``
+    (a framework's model in evaluation mode); None without validation."""
+    if run.options.validation is None:
         return None
-    if isinstance(validation, tuple | list):
-        if len(validation) != 2:
-            raise ValueError(f"fit: validation must be (X_val, Y_val) or X_val, got a sequence of {len(validation)}")
-        X, Y = validation
-    else:
-        X, Y = validation, None
-    batch_size = config.batch_size or 1024
+    X, Y = run.options.validation
+    batch_size = run.options.batch_size or 1024
+    with_state = trained.model_state is not None
     return _evaluator(
-        config.loss_fn, X, Y, metrics, batch_size, config.with_model_state, place.replicated, "fit: validation"
+        trained.validation_loss, X, Y, trained.metrics, batch_size, with_state, place.replicated, "fit: validation"
     )
