@@ -59,9 +59,7 @@ def test_every_step_uses_torchs_rate(name, kwargs, steps_per_epoch):
     with jax.enable_x64(True):
         schedule = getattr(jn.torch, name)(0.1, **kwargs, steps_per_epoch=steps_per_epoch)
         ours = np.array([schedule(step) for step in range(60)])
-        expected = torch_rates(
-            lambda opt: getattr(torch_reference, name)(opt, **kwargs), 0.1, 60, steps_per_epoch or 1
-        )
+        expected = torch_rates(lambda opt: getattr(torch_reference, name)(opt, **kwargs), 0.1, 60, steps_per_epoch or 1)
     np.testing.assert_allclose(ours, expected, rtol=1e-14, atol=0)
 
 
@@ -174,10 +172,14 @@ def test_reduce_on_plateau_inside_fit_makes_torchs_decisions_on_the_epoch_costs(
 
     callback = jn.torch.ReduceLROnPlateau(factor=0.5, patience=1, threshold=0.0)
     opt = jn.inject_hyperparams(jn.torch.SGD)(lr=0.1, momentum=0.9)
-    _, history = jn.fit(loss, {"w": jnp.array(10.0)}, opt, x, batch_size=8, epochs=8, callbacks=[callback], progress=False)
+    _, history = jn.fit(
+        loss, {"w": jnp.array(10.0)}, opt, x, batch_size=8, epochs=8, callbacks=[callback], progress=False
+    )
     reference = torch_reference.ReduceLROnPlateau(0.1, factor=0.5, patience=1, threshold=0.0)
     rates = [reference.step(metric) for metric in callback.metrics]
-    expected = [(epoch, rate) for epoch, (rate, before) in enumerate(zip(rates, [0.1, *rates]), start=1) if rate != before]
+    expected = [
+        (epoch, rate) for epoch, (rate, before) in enumerate(zip(rates, [0.1, *rates]), start=1) if rate != before
+    ]
     assert len(callback.reductions) >= 2
     assert [epoch for epoch, _ in callback.reductions] == [epoch for epoch, _ in expected]
     np.testing.assert_allclose([rate for _, rate in callback.reductions], [rate for _, rate in expected], rtol=1e-6)

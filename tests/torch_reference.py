@@ -50,9 +50,7 @@ class _Optimizer:
     def update(self, grads, state, params=None):
         grad_leaves, treedef = jax.tree.flatten(grads)
         param_leaves = jax.tree.leaves(params)
-        steps = [
-            _back(self.step_leaf(_real(g), _real(p), s), g) for g, p, s in zip(grad_leaves, param_leaves, state)
-        ]
+        steps = [_back(self.step_leaf(_real(g), _real(p), s), g) for g, p, s in zip(grad_leaves, param_leaves, state)]
         return jax.tree.unflatten(treedef, steps), state
 
     def step_leaf(self, g, theta, s):
@@ -82,15 +80,17 @@ class TorchSGD(_Optimizer):
 
 
 class TorchAdam(_Optimizer):
-    """Adam (AdamW with decoupled=True): theta -= lr wd theta (decoupled) or g += wd theta;
+    """Adam (AdamW with decoupled_weight_decay=True): theta -= lr wd theta (decoupled) or g += wd theta;
     m, v moving averages; m_hat = m / (1 - b1^t); v_hat = (max v or v) / (1 - b2^t);
     theta -= lr m_hat / (sqrt(v_hat) + eps)."""
 
     def __init__(
-        self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False, *, maximize=False, decoupled_weight_decay=False
-    ):
+        self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False, *, maximize=False,
+        decoupled_weight_decay=False,
+    ):  # fmt: skip
         self.lr, (self.beta1, self.beta2), self.eps = lr, betas, eps
-        self.weight_decay, self.amsgrad, self.maximize, self.decoupled = weight_decay, amsgrad, maximize, decoupled_weight_decay
+        self.weight_decay, self.amsgrad, self.maximize = weight_decay, amsgrad, maximize
+        self.decoupled = decoupled_weight_decay
 
     def step_leaf(self, g, theta, s):
         if not s:
@@ -124,9 +124,7 @@ class TorchRMSprop(_Optimizer):
     """RMSprop: g += wd theta; v = alpha v + (1 - alpha) g^2; v~ = v - g_ave^2 (centered) or v;
     b = mu b + g / (sqrt(v~) + eps) and theta -= lr b when mu > 0, else theta -= lr g / (sqrt(v~) + eps)."""
 
-    def __init__(
-        self, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0, centered=False, *, maximize=False
-    ):
+    def __init__(self, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0, centered=False, *, maximize=False):
         self.lr, self.alpha, self.eps, self.weight_decay = lr, alpha, eps, weight_decay
         self.momentum, self.centered, self.maximize = momentum, centered, maximize
 
