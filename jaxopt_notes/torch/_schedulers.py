@@ -64,6 +64,10 @@ def StepLR(
     Returns:
       A schedule ``step -> rate`` (jit- and vmap-safe).
 
+    Raises:
+      ValueError: a value out of its range, or ``last_epoch`` other than -1.
+      ArgumentTypeError: an integer argument that is not an integer.
+
     Example (``scheduler.step()`` at each epoch's end, 3 steps per epoch):
       >>> import jaxopt_notes as jn
       >>> schedule = jn.torch.StepLR(0.1, step_size=2, gamma=0.5, steps_per_epoch=3)
@@ -87,6 +91,10 @@ def ExponentialLR(lr: float, gamma: float, last_epoch: int = -1, *, steps_per_ep
 
     Returns:
       A schedule ``step -> rate``.
+
+    Raises:
+      ValueError: a value out of its range, or ``last_epoch`` other than -1.
+      ArgumentTypeError: an integer argument that is not an integer.
 
     Example:
       >>> import jaxopt_notes as jn
@@ -121,6 +129,10 @@ def MultiStepLR(
 
     Returns:
       A schedule ``step -> rate``.
+
+    Raises:
+      ValueError: a value out of its range, or ``last_epoch`` other than -1.
+      ArgumentTypeError: an integer argument that is not an integer.
 
     Example:
       >>> import jaxopt_notes as jn
@@ -170,6 +182,7 @@ def LambdaLR(
 
     Raises:
       TypeError: ``lr_lambda`` is not callable or cannot run on a traced epoch.
+      ValueError: ``lr < 0``, ``last_epoch`` other than -1, or a factor that is not a scalar.
 
     Example (a linear warm-up over 4 epochs):
       >>> import jax.numpy as jnp, jaxopt_notes as jn
