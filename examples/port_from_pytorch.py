@@ -21,7 +21,7 @@ A second pair does the same for ``AdamW`` under ``ExponentialLR``. Both sides st
 same parameters and see the minibatches in the same order (fit documents its shuffle:
 ``default_rng(SeedSequence([seed, epoch])).permutation(m)``); the script prints each run's
 final cost and, with torch, the largest parameter difference (float32 rounding in the two
-frameworks' gradients, a few units in the sixth digit at most).
+frameworks' gradients: below 1e-6 here).
 
     python examples/port_from_pytorch.py          # m = 2,048, 8 epochs
     python examples/port_from_pytorch.py --quick  # m = 512, 3 epochs
