@@ -26,6 +26,7 @@ PUBLIC_MODULES = [
     "jaxopt_notes.schedules",
     "jaxopt_notes.testing",
     "jaxopt_notes.testing.strategies",
+    "jaxopt_notes.torch",
     "jaxopt_notes.training",
 ]
 """Every documented public import path: the package, its public subpackages and modules."""
@@ -96,7 +97,7 @@ def all_groups(init: Path) -> list[list[str]]:
     return groups
 
 
-@pytest.mark.parametrize("name", ["jaxopt_notes", "jaxopt_notes.notes"])
+@pytest.mark.parametrize("name", ["jaxopt_notes", "jaxopt_notes.notes", "jaxopt_notes.torch"])
 def test_all_is_grouped_and_sorted_within_each_group(name):
     module = importlib.import_module(name)
     groups = all_groups(Path(inspect.getfile(module)))

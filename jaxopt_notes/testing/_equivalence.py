@@ -55,10 +55,10 @@ def _compare(what: str, step: int, ours: Any, reference: Any, rtol: float, atol:
         if not np.allclose(a64, b64, rtol=rtol, atol=atol, equal_nan=False):
             excess = np.abs(a64 - b64) - (atol + rtol * np.abs(b64))
             excess = np.where(np.isnan(excess), np.inf, excess)
-            index = np.unravel_index(np.argmax(excess), a64.shape) if a64.size else ()
+            index = tuple(int(i) for i in np.unravel_index(np.argmax(excess), a64.shape)) if a64.size else ()
             raise NotEquivalentError(
                 f"{where}: values differ beyond rtol={rtol}, atol={atol}; worst at index {index}: "
-                f"{a64[index]!r} vs reference {b64[index]!r}"
+                f"{a64[index].item()!r} vs reference {b64[index].item()!r}"
             )
         if a64.size:
             largest = max(largest, float(np.max(np.abs(a64 - b64))))
