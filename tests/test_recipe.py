@@ -98,3 +98,22 @@ def test_a_factory_called_on_traced_values_returns_a_plain_transform():
         return transform.update(grads, transform.init(grads))[0]
 
     np.testing.assert_allclose(step(0.5, jnp.ones(2)), -0.5 * np.ones(2))
+
+
+@pytest.mark.parametrize(
+    ("build", "other"),
+    [
+        (lambda: jn.torch.SGD(0.1, momentum=0.9, dampening=0.9), lambda: jn.torch.SGD(0.1, momentum=0.8)),
+        (lambda: jn.torch.Adam(1e-3, betas=(0.9, 0.99)), lambda: jn.torch.Adam(1e-3)),
+        (lambda: jn.torch.AdamW(1e-3), lambda: jn.torch.AdamW(1e-3, weight_decay=0.0)),
+        (lambda: jn.torch.RMSprop(1e-2, centered=True), lambda: jn.torch.RMSprop(1e-2)),
+        (lambda: jn.torch.SGD(jn.torch.StepLR(0.1, 3, steps_per_epoch=5)), lambda: jn.torch.SGD(0.1)),
+        (
+            lambda: jn.torch.Adam(jn.torch.ExponentialLR(0.1, 0.9, steps_per_epoch=4)),
+            lambda: jn.torch.Adam(jn.torch.ExponentialLR(0.1, 0.8, steps_per_epoch=4)),
+        ),
+    ],
+)
+def test_the_torch_constructors_compare_by_their_arguments(build, other):
+    assert equal(build(), build())
+    assert build() != other()

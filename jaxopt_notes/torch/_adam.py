@@ -7,6 +7,7 @@ from typing import Any
 
 from jaxopt_notes import _checks
 from jaxopt_notes._base import GradientTransformation, Schedule
+from jaxopt_notes._recipe import equal_by_arguments
 from jaxopt_notes.torch._arguments import check_flag, check_implementation, torch_chain
 from jaxopt_notes.torch._transforms import real_view, scale_by_torch_adam
 
@@ -46,6 +47,7 @@ def _adam(
     )
 
 
+@equal_by_arguments
 def Adam(
     lr: float | Schedule = 1e-3,
     betas: tuple[float, float] = (0.9, 0.999),
@@ -117,6 +119,7 @@ def Adam(
     )  # fmt: skip
 
 
+@equal_by_arguments
 def AdamW(
     lr: float | Schedule = 1e-3,
     betas: tuple[float, float] = (0.9, 0.999),

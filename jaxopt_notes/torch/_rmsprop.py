@@ -5,10 +5,12 @@ from __future__ import annotations
 from jaxopt_notes import _checks
 from jaxopt_notes._base import GradientTransformation, Schedule, chain, identity
 from jaxopt_notes._momentum import trace
+from jaxopt_notes._recipe import equal_by_arguments
 from jaxopt_notes.torch._arguments import check_flag, check_implementation, is_static_zero, torch_chain
 from jaxopt_notes.torch._transforms import real_view, scale_by_torch_rms
 
 
+@equal_by_arguments
 def RMSprop(
     lr: float | Schedule = 1e-2,
     alpha: float = 0.99,

@@ -26,6 +26,7 @@ import jax.numpy as jnp
 
 from jaxopt_notes import _checks
 from jaxopt_notes._base import Schedule
+from jaxopt_notes._recipe import equal_by_arguments
 from jaxopt_notes.schedules import piecewise_constant, staircase_decay
 
 
@@ -48,6 +49,7 @@ def _check_gamma(where: str, gamma: Any) -> None:
     _checks.check_nonnegative(f"{where}: gamma", gamma)
 
 
+@equal_by_arguments
 def StepLR(
     lr: float, step_size: int, gamma: float = 0.1, last_epoch: int = -1, *, steps_per_epoch: int | None = None
 ) -> Schedule:
@@ -80,6 +82,7 @@ def StepLR(
     return staircase_decay(lr, gamma, step_size, steps_per_epoch=_steps_per_epoch("StepLR", steps_per_epoch))
 
 
+@equal_by_arguments
 def ExponentialLR(lr: float, gamma: float, last_epoch: int = -1, *, steps_per_epoch: int | None = None) -> Schedule:
     r"""``torch.optim.lr_scheduler.ExponentialLR``: $\gamma_e = \text{lr} \cdot \text{gamma}^e$.
 
@@ -107,6 +110,7 @@ def ExponentialLR(lr: float, gamma: float, last_epoch: int = -1, *, steps_per_ep
     return staircase_decay(lr, gamma, 1, steps_per_epoch=_steps_per_epoch("ExponentialLR", steps_per_epoch))
 
 
+@equal_by_arguments
 def MultiStepLR(
     lr: float,
     milestones: Iterable[int],
@@ -163,6 +167,7 @@ def _probe(lr_lambda: Callable[[jax.Array], Any]) -> None:
         raise ValueError(f"LambdaLR: lr_lambda must return a scalar factor, got shape {shape}")
 
 
+@equal_by_arguments
 def LambdaLR(
     lr: float, lr_lambda: Callable[[jax.Array], Any], last_epoch: int = -1, *, steps_per_epoch: int | None = None
 ) -> Schedule:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from jaxopt_notes import _checks
 from jaxopt_notes._base import GradientTransformation, Schedule, identity
+from jaxopt_notes._recipe import equal_by_arguments
 from jaxopt_notes.torch._arguments import check_flag, check_implementation, concrete, is_static_zero, torch_chain
 from jaxopt_notes.torch._transforms import torch_momentum
 
 
+@equal_by_arguments
 def SGD(
     lr: float | Schedule = 1e-3,
     momentum: float = 0,
