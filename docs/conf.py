@@ -24,7 +24,7 @@ extensions = [
     "sphinx.ext.autosummary",
     "sphinx.ext.napoleon",
     "sphinx.ext.mathjax",
-    "sphinx.ext.viewcode",
+    "sphinx_copybutton",
     "api_reference",
     "gallery",
     "offline_math",
@@ -67,10 +67,17 @@ napoleon_numpy_docstring = False
 # would collide with the members autodoc lists.
 napoleon_use_ivar = True
 
+# The copy button leaves out the prompts, so a copied doctest pastes as plain Python.
+copybutton_prompt_text = r">>> |\.\.\. |\$ "
+copybutton_prompt_is_regexp = True
+
 html_theme = "furo"
 html_title = "jaxopt_notes"
 html_static_path = ["_static"]
 html_css_files = ["site.css"]
+html_favicon = "_static/favicon.svg"
+# Browsers ask for /favicon.ico before reading the page: the same icon, as a PNG, at the root.
+html_extra_path = ["_extra"]
 html_show_sourcelink = False
 html_copy_source = False
 # Furo takes no web fonts; the mathematics comes from the local MathJax copy (offline_math).

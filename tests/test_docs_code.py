@@ -90,7 +90,8 @@ def test_python_blocks_of_the_page_run(path, tmp_path, monkeypatch):
 def named_paths(command: str) -> list[str]:
     """Repository files a shell command names: ``python path.py``, ``pytest tests/x.py``, ..."""
     words = shlex.split(command, comments=True)
-    return [w for w in words if re.fullmatch(r"(examples|benchmarks|tests|docs|jaxopt_notes|\.ci)/[\w./-]+", w)]
+    named = [w for w in words if re.fullmatch(r"(examples|benchmarks|tests|docs|jaxopt_notes|\.ci)/[\w./-]+", w)]
+    return [w for w in named if not w.startswith("docs/_build")]  # the build's output, not a source
 
 
 @pytest.mark.parametrize("path", pages(), ids=page_id)
