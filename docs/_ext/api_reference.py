@@ -231,8 +231,24 @@ ALIASES = {
     "training": "jaxopt_notes.training",
     "schedules": "jaxopt_notes.schedules",
 }
-REFERENCE = re.compile(r"\b((?:jaxopt_notes(?:\.\w+)*)|" + "|".join(ALIASES) + r")\.(\w+)")
-FROM_IMPORT = re.compile(r"from\s+(jaxopt_notes(?:\.\w+)*)\s+import\s+([\w\s,()]+)")
+FROM_IMPORT = re.compile(r"from[ \t]+(jaxopt_notes(?:\.\w+)*)[ \t]+import[ \t]+(?:\(([^)]*)\)|([^\n#]+))")
+IMPORT_AS = re.compile(r"import\s+(jaxopt_notes(?:\.\w+)*)\s+as\s+(\w+)")
+
+
+def page_aliases(code: str) -> dict[str, str]:
+    """Names the page's code binds to the package's modules: the usual ones, and whatever its
+    imports say (``import jaxopt_notes.torch as jt``, ``from jaxopt_notes import keras as jk``)."""
+    aliases = dict(ALIASES)
+    for module, alias in IMPORT_AS.findall(code):
+        aliases[alias] = module
+    for module, parenthesized, one_line in FROM_IMPORT.findall(code):
+        for part in (parenthesized or one_line).split(","):
+            words = part.split()
+            if len(words) == 3 and words[1] == "as":
+                aliases[words[2]] = f"{module}.{words[0]}"
+            elif len(words) == 1:
+                aliases.setdefault(words[0], f"{module}.{words[0]}")
+    return aliases
 
 
 def tested_uses() -> dict[str, set[str]]:
@@ -244,12 +260,13 @@ def tested_uses() -> dict[str, set[str]]:
             continue  # README.md is not a page of the site
         docname = path.relative_to(_ROOT / "docs").with_suffix("").as_posix()
         code = "\n".join(b.text for b in blocks(path.read_text()) if b.kind in ("doctest", "exec"))
-        for alias, name in REFERENCE.findall(code):
-            uses.setdefault(f"{ALIASES.get(alias, alias)}.{name}", set()).add(docname)
-        for module, names in FROM_IMPORT.findall(code):
-            for name in re.split(r"[\s,()]+", names):
-                if name:
-                    uses.setdefault(f"{module}.{name}", set()).add(docname)
+        aliases = page_aliases(code)
+        for alias, target in aliases.items():
+            if alias not in ALIASES or re.search(rf"\b{alias}\b", code):
+                uses.setdefault(target, set()).add(docname)  # the imported name itself is used
+        pattern = re.compile(r"(?<![\w.])(jaxopt_notes(?:\.\w+)*|" + "|".join(map(re.escape, aliases)) + r")\.(\w+)")
+        for head, name in pattern.findall(code):
+            uses.setdefault(f"{aliases.get(head, head)}.{name}", set()).add(docname)
     return uses
 
 
