@@ -73,7 +73,7 @@ def scale_by_adam(
       b1, b2: decay rates of the two moments; 0.9 and 0.999 are the recommended defaults
         (Kingma and Ba, 2015), as in the notes.
       eps: added outside the square root, after bias correction (the notes' placement and
-        PyTorch's; Keras adds its epsilon before correcting S, see the README's table).
+        PyTorch's; Keras adds its epsilon before correcting S, see the conventions guide).
       eps_root: added inside the square root; keep 0 except to differentiate through Adam.
       mu_dtype: dtype of the first moment (e.g. float32 for bfloat16 parameters; complex for
         complex parameters); ``None`` keeps each parameter's dtype.

@@ -15,9 +15,9 @@ alpha0 = 0.2, decay_rate = 1, gives 0.1, 0.067, 0.05, 0.04 for epochs 1 to 4) an
 minibatch step ``t`` from 1, so the defaults reproduce the notes' numbers as written. It is
 also the one default every form can share: ``k / sqrt(epoch_num)`` is undefined at epoch 0.
 Pass ``first_epoch=0`` for the optax / Keras / PyTorch convention where step 0 gets
-``init_value`` itself; the README's convention table maps each form onto those libraries.
-Manual decay (a person or a callback changing the rate mid-run) lives in
-:mod:`jaxopt_notes._hyperparams`.
+``init_value`` itself; the documentation's page on learning-rate decay maps each form onto
+those libraries. Manual decay (a person or a callback changing the rate mid-run) is
+:func:`~jaxopt_notes.inject_hyperparams` with :func:`~jaxopt_notes.set_hyperparams`.
 """
 
 from __future__ import annotations

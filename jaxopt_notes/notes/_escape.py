@@ -141,8 +141,8 @@ def escape_race(
     Args:
       problem: ``"saddle"`` (:data:`SADDLE`), ``"plateau"`` (:data:`PLATEAU`) or any
         :class:`EscapeProblem`.
-      optimizers: ``{label: gradient transformation}``; default :func:`default_racers` at
-        ``learning_rate``.
+      optimizers: ``{label: gradient transformation}``; default gradient descent, momentum (dampened and
+        undampened), RMSprop and Adam, all at ``learning_rate``.
       learning_rate: the default racers' rate; default the problem's (0.1).
       max_steps: the step budget; default the problem's.
       seed: seeds the starting perturbation.

@@ -119,7 +119,7 @@ class PlateauMonitor:
 
     After each epoch it reads the epoch's per-step ``cost`` and ``grad_norm``; once the
     gradient norm has stayed below ``grad_tol`` with the cost above ``min_cost`` for
-    ``patience`` steps in a row (across epochs too), :attr:`flagged` turns true, a
+    ``patience`` steps in a row (across epochs too), ``flagged`` turns true, a
     ``RuntimeWarning`` names the steps, and with ``stop=True`` the run ends.
 
     Attributes:
