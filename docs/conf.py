@@ -3,7 +3,7 @@
 Built strictly (``sphinx-build -W``): a broken cross-reference, a missing page, a public name
 without an API entry or an example script that fails all stop the build. Everything the pages
 load (scripts, the MathJax renderer, styles) is served from the site itself, so it works
-offline; see ``_ext/`` for the three local extensions.
+offline; see ``_ext/`` for the local extensions.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ extensions = [
     "api_reference",
     "gallery",
     "offline_math",
+    "docstring_math",
 ]
 
 source_suffix = {".md": "markdown", ".rst": "restructuredtext"}
@@ -60,7 +61,9 @@ nitpick_ignore_regex = [
 
 autodoc_typehints = "signature"
 autodoc_member_order = "bysource"
-autodoc_preserve_defaults = True
+# Defaults are shown as their values. (Sphinx's preserve-defaults reads them from the source,
+# which for ``fit`` holds ``**options``, not the options its declared signature lists.)
+autodoc_preserve_defaults = False
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
 # "Attributes:" sections become fields of the class entry, not separate attribute entries that

@@ -114,3 +114,28 @@ def test_a_page_s_own_imports_name_modules_too():
     assert aliases["jt"] == "jaxopt_notes.torch" and aliases["jk"] == "jaxopt_notes.keras"
     assert aliases["fit"] == "jaxopt_notes.fit"
     assert aliases["NotEquivalentError"] == "jaxopt_notes.testing.NotEquivalentError"
+
+
+def test_docstring_mathematics_becomes_restructuredtext_math():
+    docstring_math = importlib.import_module("docstring_math")
+    lines = [
+        "At step $t$, with ``$HOME`` untouched and $g_t$ the gradient:",
+        "",
+        "    $$",
+        "    m_t = \\beta m_{t-1}",
+        "        + (1 - \\beta) g_t",
+        "    $$",
+        "",
+        "A price of 5$ stays.",
+    ]
+    assert docstring_math.rst_math(lines) == [
+        "At step :math:`t`, with ``$HOME`` untouched and :math:`g_t` the gradient:",
+        "",
+        "    .. math::",
+        "",
+        "       m_t = \\beta m_{t-1}",
+        "           + (1 - \\beta) g_t",
+        "",
+        "",
+        "A price of 5$ stays.",
+    ]

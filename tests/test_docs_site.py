@@ -4,7 +4,7 @@ The site is served from 127.0.0.1 and every page is opened in headless Chromium 
 ``chromium`` and ``chromium-driver``, driven by selenium). Checked: every page loads with no
 console error and fetches nothing from another host; every image has been drawn
 (``naturalWidth > 0``); the mathematics of the notes' pages has been typeset, with no raw TeX
-left; every internal link resolves, to the page and to the anchor; the site's search for
+left there nor in the API reference (docstrings write ``$...$``); every internal link resolves, to the page and to the anchor; the site's search for
 "bias correction" lists the notes' page on it. The static HTML is also read for any script,
 stylesheet, image or font it would load from another host.
 
@@ -188,10 +188,11 @@ def test_every_page_works_in_a_real_browser(site, server, browser):
             counts["formulas"] += report["typeset"]
             if math_ready is not True or report["typeset"] < report["math"]:
                 errors.append(f"{page}: {report['typeset']} of {report['math']} formulas typeset ({math_ready})")
-        if page.startswith("notes/"):
+        if page.startswith(("notes/", "api/")):
             raw = RAW_TEX.findall(report["prose"])
             if raw:
                 errors.append(f"{page}: raw TeX left in the text: {raw[:5]}")
+        if page.startswith("notes/"):
             if page != "notes/index.html" and not report["math"]:
                 errors.append(f"{page}: a notes page without mathematics")
         ids[page] = set(report["ids"])

@@ -102,7 +102,7 @@ def Adam(
 
     Raises:
       ValueError: a value out of its range (a negative rate, a beta outside [0, 1) ...).
-      ArgumentTypeError: ``betas`` not a pair, a flag that is not a bool.
+      TypeError: ``betas`` not a pair, a flag that is not a bool.
 
     Example:
       >>> import jax.numpy as jnp, jaxopt_notes as jn
@@ -150,7 +150,7 @@ def AdamW(
       ``Adam(..., decoupled_weight_decay=True)``; ``update`` needs ``params``.
 
     Raises:
-      ValueError, ArgumentTypeError: as :func:`Adam`.
+      ValueError, TypeError: as :func:`Adam`.
 
     Example:
       >>> import jax.numpy as jnp, jaxopt_notes as jn

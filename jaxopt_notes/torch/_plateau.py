@@ -63,7 +63,7 @@ class ReduceLROnPlateau:
       best, num_bad_epochs, cooldown_counter: torch's counters, after the latest epoch.
 
     Raises:
-      ValueError, ArgumentTypeError: at construction, for an argument torch refuses (``factor
+      ValueError, TypeError: at construction, for an argument torch refuses (``factor
         >= 1``, an unknown mode) or one out of range; TypeError when called with an optimizer
         state that holds no injected ``hyperparam``.
 

@@ -64,7 +64,7 @@ def RMSprop(
 
     Raises:
       ValueError: a value out of its range.
-      ArgumentTypeError: a flag that is not a bool, a number that is not a number.
+      TypeError: a flag that is not a bool, a number that is not a number.
 
     Example:
       >>> import jax.numpy as jnp, jaxopt_notes as jn

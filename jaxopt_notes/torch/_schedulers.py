@@ -68,7 +68,7 @@ def StepLR(
 
     Raises:
       ValueError: a value out of its range, or ``last_epoch`` other than -1.
-      ArgumentTypeError: an integer argument that is not an integer.
+      TypeError: an integer argument that is not an integer.
 
     Example (``scheduler.step()`` at each epoch's end, 3 steps per epoch):
       >>> import jaxopt_notes as jn
@@ -97,7 +97,7 @@ def ExponentialLR(lr: float, gamma: float, last_epoch: int = -1, *, steps_per_ep
 
     Raises:
       ValueError: a value out of its range, or ``last_epoch`` other than -1.
-      ArgumentTypeError: an integer argument that is not an integer.
+      TypeError: an integer argument that is not an integer.
 
     Example:
       >>> import jaxopt_notes as jn
@@ -136,7 +136,7 @@ def MultiStepLR(
 
     Raises:
       ValueError: a value out of its range, or ``last_epoch`` other than -1.
-      ArgumentTypeError: an integer argument that is not an integer.
+      TypeError: an integer argument that is not an integer.
 
     Example:
       >>> import jaxopt_notes as jn

@@ -60,7 +60,7 @@ def SGD(
 
     Raises:
       ValueError: a value out of its range, or ``nesterov`` without momentum or with dampening.
-      ArgumentTypeError: a flag that is not a bool, a number that is not a number.
+      TypeError: a flag that is not a bool, a number that is not a number.
 
     Example (the first step copies the gradient, dampening acts from the second):
       >>> import jax.numpy as jnp, jaxopt_notes as jn

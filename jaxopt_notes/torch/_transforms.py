@@ -29,12 +29,20 @@ from jaxopt_notes._numerics import (
 
 
 class TorchMomentumState(NamedTuple):
-    """State of :func:`torch_momentum`, torch's ``momentum_buffer`` per parameter.
+    """The momentum state of :func:`~jaxopt_notes.torch.SGD`, torch's ``momentum_buffer`` per parameter.
 
     Attributes:
       momentum_buffer: ``b``, zeros until the first step with a non-zero momentum fills it.
       buffer_filled: a bool scalar, whether such a step has run (torch's buffer is ``None``
         until then, and the step that creates it copies the gradient instead of averaging).
+
+    Example:
+      >>> import jax.numpy as jnp, jaxopt_notes as jn
+      >>> opt = jn.torch.SGD(0.1, momentum=0.9, dampening=0.9)
+      >>> params = {"w": jnp.ones(2)}
+      >>> _, state = opt.update({"w": jnp.array([0.5, -1.0])}, opt.init(params), params)
+      >>> state[2].momentum_buffer["w"]  # the first step copies the gradient, undampened
+      Array([ 0.5, -1. ], dtype=float32)
     """
 
     momentum_buffer: Updates
@@ -81,7 +89,8 @@ def torch_momentum(momentum: Any, dampening: Any, nesterov: bool) -> GradientTra
 
 
 class TorchAdamState(NamedTuple):
-    """State of :func:`scale_by_torch_adam`, with torch's names for the moments.
+    """The moments of :func:`~jaxopt_notes.torch.Adam` and :func:`~jaxopt_notes.torch.AdamW`,
+    with torch's names.
 
     Attributes:
       count: updates taken so far (torch's ``step``; int32 scalar, saturating).
@@ -89,6 +98,14 @@ class TorchAdamState(NamedTuple):
       exp_avg_sq: the second moment ``v``, uncorrected.
       max_exp_avg_sq: with ``amsgrad``, the largest ``v`` seen so far, element by element;
         ``None`` without.
+
+    Example:
+      >>> import jax.numpy as jnp, jaxopt_notes as jn
+      >>> opt = jn.torch.Adam(1e-3, amsgrad=True)
+      >>> params = {"w": jnp.ones(2)}
+      >>> _, state = opt.update({"w": jnp.array([0.5, -1.0])}, opt.init(params), params)
+      >>> int(state[2].count), state[2].exp_avg["w"]  # (1 - beta1) * g after one step
+      (1, Array([ 0.05, -0.1 ], dtype=float32))
     """
 
     count: jax.Array  # type: ignore[assignment]  # shadows tuple.count, as optax
@@ -127,11 +144,20 @@ def scale_by_torch_adam(beta1: Any, beta2: Any, eps: Any, amsgrad: bool) -> Grad
 
 
 class TorchRMSpropState(NamedTuple):
-    """State of :func:`scale_by_torch_rms`, with torch's names.
+    """The averages of :func:`~jaxopt_notes.torch.RMSprop`, with torch's names.
 
     Attributes:
       square_avg: ``v``, the running average of ``g**2``.
       grad_avg: with ``centered``, the running average of ``g``; ``None`` without.
+
+    Example:
+      >>> import jax.numpy as jnp, jaxopt_notes as jn
+      >>> opt = jn.torch.RMSprop(1e-2, centered=True)
+      >>> params = {"w": jnp.ones(2)}
+      >>> _, state = opt.update({"w": jnp.array([0.5, -1.0])}, opt.init(params), params)
+      >>> rms = state[2][0]  # the direction, before the (unused) momentum buffer
+      >>> rms.square_avg["w"], rms.grad_avg["w"]  # (1 - alpha) * g**2 and (1 - alpha) * g
+      (Array([0.0025, 0.01  ], dtype=float32), Array([ 0.005, -0.01 ], dtype=float32))
     """
 
     square_avg: Updates
