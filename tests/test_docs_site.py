@@ -4,8 +4,9 @@ The site is served from 127.0.0.1 and every page is opened in headless Chromium 
 ``chromium`` and ``chromium-driver``, driven by selenium). Checked: every page loads with no
 console error and fetches nothing from another host; every image has been drawn
 (``naturalWidth > 0``); the mathematics of the notes' pages has been typeset, with no raw TeX
-left there nor in the API reference (docstrings write ``$...$``); every internal link resolves, to the page and to the anchor; the site's search for
-"bias correction" lists the notes' page on it. The static HTML is also read for any script,
+left there nor in the API reference (docstrings write ``$...$``); every internal link resolves,
+to the page and to the anchor; the site's search for "bias correction" lists the notes' page on
+it. The static HTML is also read for any script,
 stylesheet, image or font it would load from another host.
 
 The site is the one named by ``JAXOPT_NOTES_DOCS_HTML`` (``.ci/run`` builds it first), or is
