@@ -244,7 +244,7 @@ class Comparison:
         return max(value / step for step, value in enumerate(self.by_step, start=1))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def keras_result(name: str, dtype_name: str, compiled: bool, steps: int = STEPS) -> tuple[list, list]:
     """:func:`run_keras` for the case of that name, kept for the next comparison with the same
     arguments (Keras' uncompiled steps are the slow part)."""

@@ -31,7 +31,7 @@ from jaxopt_notes import _checks
 from jaxopt_notes._base import GradientTransformation, chain, identity
 from jaxopt_notes.keras._clipping import clip_gradients
 from jaxopt_notes.keras._ema import average_weights
-from jaxopt_notes.keras._rate import LearningRate, check_learning_rate, record_learning_rate
+from jaxopt_notes.keras._rate import LearningRate, record_learning_rate
 from jaxopt_notes.keras._weight_decay import decay_weights
 
 
@@ -102,7 +102,7 @@ class KerasOptions:
         """The options after every check Keras makes and a few it leaves out, each error naming
         ``where`` (the constructor) and the argument."""
         _refuse_what_does_not_fit(where, loss_scale_factor, gradient_accumulation_steps)
-        check_learning_rate(where, learning_rate)
+        _checks.check_learning_rate(f"{where}: learning_rate", learning_rate)
         if weight_decay is not None:
             _checks.check_finite(f"{where}: weight_decay", weight_decay)
         clipping = {"clipnorm": clipnorm, "clipvalue": clipvalue, "global_clipnorm": global_clipnorm}

@@ -23,10 +23,6 @@ LearningRate = float | Schedule
 """A number >= 0, or a callable ``step -> rate`` (the schedules of :mod:`jaxopt_notes.keras`)."""
 
 
-def check_learning_rate(where: str, learning_rate: Any) -> None:
-    _checks.check_learning_rate(f"{where}: learning_rate", learning_rate)
-
-
 def rate_at(learning_rate: LearningRate, count: jax.Array) -> jax.Array:
     """The rate at step ``count``, a scalar in JAX's default float dtype (Keras keeps a number
     rate in its ``floatx``, which matches when both are float32 or both float64)."""

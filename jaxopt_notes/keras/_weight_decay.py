@@ -50,6 +50,7 @@ def decay_weights(weight_decay: Any, learning_rate: LearningRate) -> GradientTra
         _checks.check_state("keras weight_decay", state, WeightDecayState)
         if params is None:
             raise ValueError("keras weight_decay: update needs params, the weights to decay")
+        _checks.check_updates_match("keras weight_decay", updates, params)
         rate = rate_at(learning_rate, state.count)
         decayed = jax.tree.map(lambda u, p: _decayed(u, p, weight_decay, rate), updates, params)
         return decayed, WeightDecayState(increment_count(state.count))
