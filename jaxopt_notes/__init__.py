@@ -6,6 +6,7 @@ The notes' demonstrations are in :mod:`jaxopt_notes.notes`, the reference-equiva
 :mod:`jaxopt_notes.testing`.
 """
 
+from jaxopt_notes import keras as keras  # the Keras ports, reachable as jn.keras without another import
 from jaxopt_notes import torch as torch  # the PyTorch ports, reachable as jn.torch without another import
 from jaxopt_notes._adam import ScaleByAdamState, adam, adamw, scale_by_adam
 from jaxopt_notes._averaging import BiasCorrectionState, EmaState, bias_correction, ewa

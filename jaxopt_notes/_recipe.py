@@ -13,7 +13,8 @@ optimizers are equal and hash alike.
 
 Only arguments whose equality is safe take part. Numbers, strings, ``None``, dtypes and
 tuples of them compare by type and exact value (``1`` is not ``1.0``, ``np.float32(0.1)`` is
-not ``0.1``); another recipe compares by its own recipe; any other callable (a schedule of
+not ``0.1``); another recipe compares by its own recipe, a frozen dataclass (a schedule of
+:mod:`jaxopt_notes.keras`) by its fields; any other callable (a schedule of
 the caller's, a mask function) and any other transform's functions by identity. An argument
 that could change after the call or be costly to compare (an array, a list, a dict, a traced
 value) leaves the result a plain transform, equal only to itself, as before.
@@ -23,6 +24,7 @@ A new factory opts in with one line: ``@equal_by_arguments`` above its ``def``.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 from collections.abc import Callable, Hashable
@@ -89,6 +91,11 @@ def frozen(value: Any) -> Hashable:
         return (tuple, tuple(frozen(item) for item in value))
     if callable(getattr(value, "init", None)) and callable(getattr(value, "update", None)):
         return (type(value), frozen(value.init), frozen(value.update))
+    if dataclasses.is_dataclass(value) and not isinstance(value, type) and value.__dataclass_params__.frozen:  # type: ignore[attr-defined]
+        try:  # a frozen dataclass (a Keras-style schedule) is what its fields are
+            return (type(value), tuple(frozen(getattr(value, field.name)) for field in dataclasses.fields(value)))
+        except Unsafe:
+            pass
     if callable(value) and not isinstance(value, np.ndarray):
         return _ByIdentity(value)
     raise Unsafe(type(value).__name__)

@@ -21,6 +21,7 @@ def test_examples_exist():
         "multi_process.py",
         "notes_formulas.py",
         "packed_model.py",
+        "port_from_keras.py",
         "port_from_pytorch.py",
         "saddle_escape.py",
     }

@@ -1,4 +1,4 @@
-"""The package's layers: imports run one way (core <- data, checkpoint <- training <- notes, torch <- cli),
+"""The package's layers: imports run one way (core <- data, checkpoint <- training <- notes, torch, keras <- cli),
 with no cycle between modules, and ``import jaxopt_notes`` needs neither matplotlib nor the CLI.
 
 The imports are read from the source (AST), function-local ones included, so a lazy import
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "jaxopt_notes"
-LAYERS = {"core": 1, "data": 2, "training": 3, "notes": 4, "torch": 4, "cli": 5}
+LAYERS = {"core": 1, "data": 2, "training": 3, "notes": 4, "torch": 4, "keras": 4, "cli": 5}
 
 
 def module_name(path: Path) -> str:
@@ -33,7 +33,7 @@ def layer_of(module: str) -> int:
     head = parts[1]
     if head in ("data", "_checkpoint", "testing"):
         return LAYERS["data"]
-    if head in ("training", "notes", "torch", "cli"):
+    if head in ("training", "notes", "torch", "keras", "cli"):
         return LAYERS[head]
     if head == "__main__":
         return LAYERS["cli"]

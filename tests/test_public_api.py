@@ -22,6 +22,7 @@ PUBLIC_MODULES = [
     "jaxopt_notes",
     "jaxopt_notes.cli",
     "jaxopt_notes.data",
+    "jaxopt_notes.keras",
     "jaxopt_notes.notes",
     "jaxopt_notes.schedules",
     "jaxopt_notes.testing",
@@ -97,7 +98,7 @@ def all_groups(init: Path) -> list[list[str]]:
     return groups
 
 
-@pytest.mark.parametrize("name", ["jaxopt_notes", "jaxopt_notes.notes", "jaxopt_notes.torch"])
+@pytest.mark.parametrize("name", ["jaxopt_notes", "jaxopt_notes.keras", "jaxopt_notes.notes", "jaxopt_notes.torch"])
 def test_all_is_grouped_and_sorted_within_each_group(name):
     module = importlib.import_module(name)
     groups = all_groups(Path(inspect.getfile(module)))

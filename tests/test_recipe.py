@@ -117,3 +117,25 @@ def test_a_factory_called_on_traced_values_returns_a_plain_transform():
 def test_the_torch_constructors_compare_by_their_arguments(build, other):
     assert equal(build(), build())
     assert build() != other()
+
+
+@pytest.mark.parametrize(
+    ("build", "other"),
+    [
+        (lambda: jn.keras.SGD(0.01, momentum=0.9), lambda: jn.keras.SGD(0.01, momentum=0.9, nesterov=True)),
+        (lambda: jn.keras.Adam(1e-3, epsilon=1e-7), lambda: jn.keras.Adam(1e-3, epsilon=1e-8)),
+        (lambda: jn.keras.AdamW(1e-3, clipnorm=1.0), lambda: jn.keras.AdamW(1e-3)),
+        (lambda: jn.keras.RMSprop(1e-3, centered=True), lambda: jn.keras.RMSprop(1e-3)),
+        (
+            lambda: jn.keras.SGD(jn.keras.ExponentialDecay(0.1, 100, 0.9), momentum=0.9),
+            lambda: jn.keras.SGD(jn.keras.ExponentialDecay(0.1, 100, 0.8), momentum=0.9),
+        ),
+        (
+            lambda: jn.keras.Adam(jn.keras.PiecewiseConstantDecay([10, 20], [0.1, 0.01, 0.001])),
+            lambda: jn.keras.Adam(jn.keras.PiecewiseConstantDecay([10, 20], [0.1, 0.01, 0.002])),
+        ),
+    ],
+)
+def test_the_keras_constructors_compare_by_their_arguments(build, other):
+    assert equal(build(), build())
+    assert build() != other()
