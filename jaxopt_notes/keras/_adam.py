@@ -37,6 +37,15 @@ class AdamState(NamedTuple):
       velocity: the second moment ``v`` of ``g**2``, uncorrected.
       velocity_hat: with ``amsgrad``, the running maximum of ``v`` that the step divides by;
         else ``None``.
+
+    Example:
+      >>> import jax.numpy as jnp, jaxopt_notes as jn
+      >>> opt = jn.keras.Adam(1e-3)
+      >>> params = {"w": jnp.ones(2)}
+      >>> _, state = opt.update({"w": jnp.array([0.5, -1.0])}, opt.init(params), params)
+      >>> step = state[1]  # after the clipping stage, before decay, EMA and the rate
+      >>> int(step.count), step.momentum["w"]  # (1 - beta_1) * g
+      (1, Array([ 0.05, -0.1 ], dtype=float32))
     """
 
     count: jax.Array  # type: ignore[assignment]  # shadows tuple.count, as optax
@@ -144,15 +153,18 @@ def Adam(
       epsilon: >= 0, Keras' 1e-7 by default (the notes, optax and PyTorch use 1e-8, placed
         differently).
       amsgrad: divide by the root of the largest ``v`` so far (Reddi et al., 2018).
-      weight_decay, clipnorm, clipvalue, global_clipnorm, use_ema, ema_momentum,
-        ema_overwrite_frequency, loss_scale_factor, gradient_accumulation_steps, name: the
-        options every Keras optimizer takes, described in :mod:`jaxopt_notes.keras`.
+      weight_decay, clipnorm, clipvalue, global_clipnorm: options every Keras optimizer
+        takes, described in :mod:`jaxopt_notes.keras`: decay before the step, clipping.
+      use_ema, ema_momentum, ema_overwrite_frequency: the averaged weights (see
+        :func:`ema_params`), also described there.
+      loss_scale_factor, gradient_accumulation_steps, name: Keras' other options; the first
+        two refused, naming what to use instead, ``name`` accepted and unused.
 
     Returns:
       A gradient transformation whose step state is an :class:`AdamState`.
 
     Raises:
-      ValueError, ArgumentTypeError: a negative rate or epsilon, a beta outside [0, 1), or
+      ValueError, TypeError: a negative rate or epsilon, a beta outside [0, 1), or
         an option error (see :mod:`jaxopt_notes.keras`).
 
     Example:
@@ -208,16 +220,16 @@ def AdamW(
         schedule (:class:`ExponentialDecay` ...).
       weight_decay: a finite number, 0.004 by default; ``None`` is refused, as Keras does.
       beta_1, beta_2, epsilon, amsgrad: as :func:`Adam`.
-      clipnorm, clipvalue, global_clipnorm, use_ema, ema_momentum, ema_overwrite_frequency,
-        loss_scale_factor, gradient_accumulation_steps, name: the options every Keras
-        optimizer takes, described in :mod:`jaxopt_notes.keras`.
+      clipnorm, clipvalue, global_clipnorm, use_ema, ema_momentum: as :func:`Adam`.
+      ema_overwrite_frequency, loss_scale_factor, gradient_accumulation_steps, name: as
+        :func:`Adam`.
 
     Returns:
       A gradient transformation whose step state is an :class:`AdamState` and whose decay
       state is a :class:`WeightDecayState`; ``update`` needs params.
 
     Raises:
-      ValueError, ArgumentTypeError: ``weight_decay=None``, or any error of :func:`Adam`.
+      ValueError, TypeError: ``weight_decay=None``, or any error of :func:`Adam`.
 
     Example:
       >>> import jax.numpy as jnp, jaxopt_notes as jn

@@ -26,6 +26,14 @@ class EmaWeightsState(NamedTuple):
       count: updates taken so far (int32 scalar, saturating).
       average: the averaged weights, one leaf per parameter in its dtype; zeros before the
         first update, as Keras' ``average`` variables.
+
+    Example:
+      >>> import jax.numpy as jnp, jaxopt_notes as jn
+      >>> opt = jn.keras.SGD(0.1, use_ema=True)
+      >>> params = {"w": jnp.ones(2)}
+      >>> _, state = opt.update({"w": jnp.array([0.5, -1.0])}, opt.init(params), params)
+      >>> state[3].average["w"]  # the first step copies the new weights (Keras' rule)
+      Array([0.95, 1.1 ], dtype=float32)
     """
 
     count: jax.Array  # type: ignore[assignment]  # shadows tuple.count, as optax

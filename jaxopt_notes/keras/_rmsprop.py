@@ -30,6 +30,14 @@ class RMSpropState(NamedTuple):
       average_gradient: the running mean of ``g`` when ``centered``, else ``None``.
       momentum: the sum of rate-scaled increments when ``momentum`` is not the number 0,
         else ``None``.
+
+    Example:
+      >>> import jax.numpy as jnp, jaxopt_notes as jn
+      >>> opt = jn.keras.RMSprop(1e-3, centered=True)
+      >>> params = {"w": jnp.ones(2)}
+      >>> _, state = opt.update({"w": jnp.array([0.5, -1.0])}, opt.init(params), params)
+      >>> state[1].velocity["w"], state[1].average_gradient["w"]  # (1 - rho) * g**2 and * g
+      (Array([0.025, 0.1  ], dtype=float32), Array([ 0.05, -0.1 ], dtype=float32))
     """
 
     count: jax.Array  # type: ignore[assignment]  # shadows tuple.count, as optax
@@ -127,15 +135,18 @@ def RMSprop(
       momentum: in [0, 1]; 0 (Keras' default) keeps no buffer.
       epsilon: >= 0, added inside the root; 1e-7 as Keras.
       centered: divide by the root of the running variance ``S - m**2`` instead of ``S``.
-      weight_decay, clipnorm, clipvalue, global_clipnorm, use_ema, ema_momentum,
-        ema_overwrite_frequency, loss_scale_factor, gradient_accumulation_steps, name: the
-        options every Keras optimizer takes, described in :mod:`jaxopt_notes.keras`.
+      weight_decay, clipnorm, clipvalue, global_clipnorm: options every Keras optimizer
+        takes, described in :mod:`jaxopt_notes.keras`: decay before the step, clipping.
+      use_ema, ema_momentum, ema_overwrite_frequency: the averaged weights (see
+        :func:`ema_params`), also described there.
+      loss_scale_factor, gradient_accumulation_steps, name: Keras' other options; the first
+        two refused, naming what to use instead, ``name`` accepted and unused.
 
     Returns:
       A gradient transformation whose step state is an :class:`RMSpropState`.
 
     Raises:
-      ValueError, ArgumentTypeError: a negative rate or epsilon, ``rho`` outside [0, 1),
+      ValueError, TypeError: a negative rate or epsilon, ``rho`` outside [0, 1),
         ``momentum`` outside [0, 1], or an option error (see :mod:`jaxopt_notes.keras`).
 
     Example:

@@ -55,7 +55,7 @@ class ExponentialDecay:
       name: accepted for Keras' signature; changes nothing.
 
     Raises:
-      ValueError, ArgumentTypeError: ``decay_steps <= 0`` (which Keras refuses too), a
+      ValueError, TypeError: ``decay_steps <= 0`` (which Keras refuses too), a
         negative rate or decay rate.
 
     Example:
@@ -98,7 +98,7 @@ class InverseTimeDecay:
       name: accepted for Keras' signature; changes nothing.
 
     Raises:
-      ValueError, ArgumentTypeError: ``decay_steps <= 0`` (which Keras refuses too), a
+      ValueError, TypeError: ``decay_steps <= 0`` (which Keras refuses too), a
         negative rate or decay rate.
 
     Example:
@@ -154,7 +154,7 @@ class PiecewiseConstantDecay:
       name: accepted for Keras' signature; changes nothing.
 
     Raises:
-      ValueError, ArgumentTypeError: lengths that do not match (which Keras refuses too), no
+      ValueError, TypeError: lengths that do not match (which Keras refuses too), no
         boundary (where Keras fails when called), boundaries that are not increasing integers,
         a negative value.
 

@@ -31,6 +31,14 @@ class SGDState(NamedTuple):
       momentum: the velocity per leaf (Keras' ``momentum`` variables, which hold
         ``-lr``-scaled gradients); ``None`` when ``momentum`` is the number 0, as Keras keeps
         none then.
+
+    Example:
+      >>> import jax.numpy as jnp, jaxopt_notes as jn
+      >>> opt = jn.keras.SGD(0.1, momentum=0.9)
+      >>> params = {"w": jnp.ones(2)}
+      >>> _, state = opt.update({"w": jnp.array([0.5, -1.0])}, opt.init(params), params)
+      >>> state[1].momentum["w"]  # -lr * g: the rate sits inside Keras' velocity
+      Array([-0.05,  0.1 ], dtype=float32)
     """
 
     count: jax.Array  # type: ignore[assignment]  # shadows tuple.count, as optax
@@ -108,16 +116,19 @@ def SGD(
         the callable receives the step.
       momentum: in [0, 1]; 0 (Keras' default) keeps no velocity.
       nesterov: the look-ahead update; needs ``momentum > 0`` (Keras ignores it at 0).
-      weight_decay, clipnorm, clipvalue, global_clipnorm, use_ema, ema_momentum,
-        ema_overwrite_frequency, loss_scale_factor, gradient_accumulation_steps, name: the
-        options every Keras optimizer takes, described in :mod:`jaxopt_notes.keras`.
+      weight_decay, clipnorm, clipvalue, global_clipnorm: options every Keras optimizer
+        takes, described in :mod:`jaxopt_notes.keras`: decay before the step, clipping.
+      use_ema, ema_momentum, ema_overwrite_frequency: the averaged weights (see
+        :func:`ema_params`), also described there.
+      loss_scale_factor, gradient_accumulation_steps, name: Keras' other options; the first
+        two refused, naming what to use instead, ``name`` accepted and unused.
 
     Returns:
       A gradient transformation whose state is the tuple of its stages' states, the step's
       being an :class:`SGDState`. With ``weight_decay`` or ``use_ema``, ``update`` needs params.
 
     Raises:
-      ValueError, ArgumentTypeError: an argument Keras refuses (``momentum`` outside [0, 1],
+      ValueError, TypeError: an argument Keras refuses (``momentum`` outside [0, 1],
         two clipping options), one it would accept but that is a mistake (a negative rate,
         ``nesterov`` without momentum), or an option that does not fit a gradient
         transformation (``loss_scale_factor``, ``gradient_accumulation_steps``).

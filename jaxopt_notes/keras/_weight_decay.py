@@ -20,7 +20,16 @@ from jaxopt_notes.keras._rate import LearningRate, rate_at
 
 
 class WeightDecayState(NamedTuple):
-    """State of Keras' weight decay: ``count``, the updates taken so far, where it reads the rate."""
+    """State of Keras' weight decay: ``count``, the updates taken so far, where it reads the rate.
+
+    Example:
+      >>> import jax.numpy as jnp, jaxopt_notes as jn
+      >>> opt = jn.keras.AdamW(1e-3)
+      >>> params = {"w": jnp.ones(2)}
+      >>> _, state = opt.update({"w": jnp.array([0.5, -1.0])}, opt.init(params), params)
+      >>> state[2]
+      WeightDecayState(count=Array(1, dtype=int32))
+    """
 
     count: jax.Array  # type: ignore[assignment]  # shadows tuple.count, as optax
 
