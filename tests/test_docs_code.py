@@ -48,6 +48,8 @@ def test_the_documentation_has_pages_and_code():
 def test_the_block_reader_sees_what_a_page_holds():
     text = "a\n```pycon\n>>> 1 + 1\n2\n```\n\n````python\nx = 1\n````\n```{toctree}\nx\n```\n```bash\nls\n```\n"
     assert [(b.kind, b.line) for b in blocks(text)] == [("doctest", 2), ("exec", 7), ("shell", 13)]
+    indented = "```python\nfor i in range(2):\n    x = i\n```\n- item\n  ```python\n  if x:\n      y = 1\n  ```\n"
+    assert [b.text for b in blocks(indented)] == ["for i in range(2):\n    x = i\n", "if x:\n    y = 1\n"]
 
 
 def pages_with(*kinds: str) -> list[Path]:

@@ -58,7 +58,8 @@ def blocks(text: str) -> list[Block]:
         body: list[str] = []
         end = index + 1
         while end < len(lines) and not re.match(rf"^\s*{re.escape(ticks[0])}{{{len(ticks)},}}\s*$", lines[end]):
-            body.append(lines[end][indent:] if lines[end][:indent].isspace() else lines[end].lstrip())
+            # The fence's own indentation is the block's margin; a line indented less loses what it has.
+            body.append(lines[end][indent:] if not lines[end][:indent].strip() else lines[end].lstrip())
             end += 1
         language = info.split()[0].lower() if info else ""
         if not language.startswith("{"):
