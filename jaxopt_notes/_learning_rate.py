@@ -14,6 +14,7 @@ a name optax never uses, so it cannot clash with ``"learning_rate"`` either.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
@@ -76,7 +77,9 @@ class ScaleByScheduleState(NamedTuple):
     rate_in_use: jax.Array
 
 
-def _rate_at(learning_rate: float | Schedule, step: jax.Array) -> jax.Array:
+def rate_at(learning_rate: float | Schedule, step: jax.Array) -> jax.Array:
+    """The rate at ``step`` (a number, or a schedule called on the step), a scalar in JAX's
+    default float dtype."""
     value = learning_rate(step) if callable(learning_rate) else learning_rate
     if jnp.ndim(value) != 0:
         raise ValueError(f"learning_rate: the schedule must return a scalar, got shape {jnp.shape(value)}")
@@ -85,6 +88,37 @@ def _rate_at(learning_rate: float | Schedule, step: jax.Array) -> jax.Array:
 
 def _scaled(updates: Updates, rate: jax.Array) -> Updates:
     return jax.tree.map(lambda g: -rate.astype(g.dtype) * g, updates)
+
+
+def _rate_stage(
+    where: str, learning_rate: float | Schedule, apply: Callable[[Updates, jax.Array], Updates]
+) -> GradientTransformation:
+    """A stage that evaluates the rate at its own count, hands ``apply(updates, rate)`` on and
+    records the rate: a :class:`ScaleByLearningRateState` for a number, a
+    :class:`ScaleByScheduleState` (with the count the schedule sees next) for a schedule."""
+
+    def init(params: Params) -> ScaleByLearningRateState | ScaleByScheduleState:
+        _checks.check_params(where, params)
+        rate = rate_at(learning_rate, init_count())
+        return ScaleByScheduleState(init_count(), rate) if callable(learning_rate) else ScaleByLearningRateState(rate)
+
+    def update(
+        updates: Updates,
+        state: ScaleByLearningRateState | ScaleByScheduleState,
+        params: Params | None = None,
+        **extra_args: Any,
+    ) -> tuple[Updates, ScaleByLearningRateState | ScaleByScheduleState]:
+        del params, extra_args
+        if not callable(learning_rate):
+            _checks.check_state(where, state, ScaleByLearningRateState)
+            rate = rate_at(learning_rate, init_count())
+            return apply(updates, rate), ScaleByLearningRateState(rate)
+        _checks.check_state(where, state, ScaleByScheduleState)
+        assert isinstance(state, ScaleByScheduleState)  # for the type checker; checked just above
+        rate = rate_at(learning_rate, state.count)
+        return apply(updates, rate), ScaleByScheduleState(increment_count(state.count), rate)
+
+    return ElementwiseTransformation(init, update)
 
 
 @equal_by_arguments
@@ -109,29 +143,15 @@ def scale_by_learning_rate(learning_rate: float | Schedule) -> GradientTransform
       0.05000000074505806
     """
     _checks.check_learning_rate("learning_rate", learning_rate)
+    return _rate_stage("scale_by_learning_rate", learning_rate, _scaled)
 
-    def init(params: Params) -> ScaleByLearningRateState | ScaleByScheduleState:
-        _checks.check_params("scale_by_learning_rate", params)
-        rate = _rate_at(learning_rate, init_count())
-        return ScaleByScheduleState(init_count(), rate) if callable(learning_rate) else ScaleByLearningRateState(rate)
 
-    def update(
-        updates: Updates,
-        state: ScaleByLearningRateState | ScaleByScheduleState,
-        params: Params | None = None,
-        **extra_args: Any,
-    ) -> tuple[Updates, ScaleByLearningRateState | ScaleByScheduleState]:
-        del params, extra_args
-        if not callable(learning_rate):
-            _checks.check_state("scale_by_learning_rate", state, ScaleByLearningRateState)
-            rate = _rate_at(learning_rate, init_count())
-            return _scaled(updates, rate), ScaleByLearningRateState(rate)
-        _checks.check_state("scale_by_learning_rate", state, ScaleByScheduleState)
-        assert isinstance(state, ScaleByScheduleState)  # for the type checker; checked just above
-        rate = _rate_at(learning_rate, state.count)
-        return _scaled(updates, rate), ScaleByScheduleState(increment_count(state.count), rate)
-
-    return ElementwiseTransformation(init, update)
+def record_learning_rate(learning_rate: float | Schedule) -> GradientTransformation:
+    """Passes the updates through unchanged and records the rate of each step in the state
+    :func:`scale_by_learning_rate` keeps, for a chain that applies the rate elsewhere (Keras'
+    optimizers apply it inside their step) but reports it through :func:`learning_rate_in_use`."""
+    _checks.check_learning_rate("learning_rate", learning_rate)
+    return _rate_stage("record_learning_rate", learning_rate, lambda updates, rate: updates)
 
 
 def learning_rate_in_use(state: Any) -> jax.Array | None:

@@ -21,11 +21,12 @@ import jax.numpy as jnp
 
 from jaxopt_notes import _checks
 from jaxopt_notes._base import ElementwiseTransformation, GradientTransformation, Params, Updates
+from jaxopt_notes._learning_rate import rate_at
 from jaxopt_notes._numerics import increment_count, init_count, zeros_like_tree
 from jaxopt_notes._recipe import equal_by_arguments
 from jaxopt_notes.keras._options import KerasOptions, keras_optimizer
 from jaxopt_notes.keras._per_leaf import per_leaf
-from jaxopt_notes.keras._rate import LearningRate, rate_at
+from jaxopt_notes.keras._rate import LearningRate
 
 
 class AdamState(NamedTuple):
@@ -107,12 +108,12 @@ def _adam(
     beta_2: Any,
     epsilon: Any,
     amsgrad: bool,
-    options: dict[str, Any],
+    arguments: dict[str, Any],
 ) -> GradientTransformation:
     _checks.check_decay(f"{where}: beta_1", beta_1)
     _checks.check_decay(f"{where}: beta_2", beta_2)
     _checks.check_nonnegative(f"{where}: epsilon", epsilon)
-    checked = KerasOptions.checked(where, learning_rate=learning_rate, **options)
+    checked = KerasOptions.from_arguments(where, arguments)
     return keras_optimizer(adam_step(learning_rate, beta_1, beta_2, epsilon, bool(amsgrad)), checked)
 
 
@@ -174,19 +175,7 @@ def Adam(
       >>> round(float(updates[0]), 5)  # Adam's first step: lr times the gradient's sign
       0.1
     """
-    options = dict(
-        weight_decay=weight_decay,
-        clipnorm=clipnorm,
-        clipvalue=clipvalue,
-        global_clipnorm=global_clipnorm,
-        use_ema=use_ema,
-        ema_momentum=ema_momentum,
-        ema_overwrite_frequency=ema_overwrite_frequency,
-        loss_scale_factor=loss_scale_factor,
-        gradient_accumulation_steps=gradient_accumulation_steps,
-        name=name,
-    )
-    return _adam("keras.Adam", learning_rate, beta_1, beta_2, epsilon, amsgrad, options)
+    return _adam("keras.Adam", learning_rate, beta_1, beta_2, epsilon, amsgrad, dict(locals()))
 
 
 @equal_by_arguments
@@ -241,16 +230,4 @@ def AdamW(
     """
     if weight_decay is None:
         raise ValueError("keras.AdamW: weight_decay must be a number (Keras' default is 0.004), got None")
-    options = dict(
-        weight_decay=weight_decay,
-        clipnorm=clipnorm,
-        clipvalue=clipvalue,
-        global_clipnorm=global_clipnorm,
-        use_ema=use_ema,
-        ema_momentum=ema_momentum,
-        ema_overwrite_frequency=ema_overwrite_frequency,
-        loss_scale_factor=loss_scale_factor,
-        gradient_accumulation_steps=gradient_accumulation_steps,
-        name=name,
-    )
-    return _adam("keras.AdamW", learning_rate, beta_1, beta_2, epsilon, amsgrad, options)
+    return _adam("keras.AdamW", learning_rate, beta_1, beta_2, epsilon, amsgrad, dict(locals()))

@@ -23,15 +23,18 @@ transformation.
 from __future__ import annotations
 
 import dataclasses
+import inspect
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from jaxopt_notes import _checks
 from jaxopt_notes._base import GradientTransformation, chain, identity
+from jaxopt_notes._learning_rate import record_learning_rate
 from jaxopt_notes.keras._clipping import clip_gradients
 from jaxopt_notes.keras._ema import average_weights
-from jaxopt_notes.keras._rate import LearningRate, record_learning_rate
+from jaxopt_notes.keras._rate import LearningRate
 from jaxopt_notes.keras._weight_decay import decay_weights
 
 
@@ -134,6 +137,18 @@ class KerasOptions:
             ema_momentum,
             None if ema_overwrite_frequency is None else int(ema_overwrite_frequency),
         )
+
+    @classmethod
+    def from_arguments(cls, where: str, arguments: Mapping[str, Any]) -> KerasOptions:
+        """:meth:`checked` on the options every Keras optimizer takes, read by name from a
+        constructor's own arguments (its ``locals()``, taken before it binds anything else):
+        each constructor lists them in its signature, as Keras does, and hands them on here
+        without spelling them out again."""
+        return cls.checked(where, **{name: arguments[name] for name in SHARED_ARGUMENTS})
+
+
+SHARED_ARGUMENTS = tuple(name for name in inspect.signature(KerasOptions.checked).parameters if name != "where")
+"""The arguments every Keras optimizer takes, by the names its constructors give them."""
 
 
 def keras_optimizer(step: GradientTransformation, options: KerasOptions) -> GradientTransformation:

@@ -14,11 +14,12 @@ import jax.numpy as jnp
 
 from jaxopt_notes import _checks
 from jaxopt_notes._base import ElementwiseTransformation, GradientTransformation, Params, Updates
+from jaxopt_notes._learning_rate import rate_at
 from jaxopt_notes._numerics import increment_count, init_count, zeros_like_tree
 from jaxopt_notes._recipe import equal_by_arguments
 from jaxopt_notes.keras._options import KerasOptions, keeps_buffer, keras_optimizer
 from jaxopt_notes.keras._per_leaf import per_leaf
-from jaxopt_notes.keras._rate import LearningRate, rate_at
+from jaxopt_notes.keras._rate import LearningRate
 
 
 class RMSpropState(NamedTuple):
@@ -156,22 +157,10 @@ def RMSprop(
       >>> updates  # -0.1 * 2 / sqrt(0.1 * 4)
       Array([-0.31622776], dtype=float32)
     """
+    arguments = dict(locals())  # the options every Keras optimizer takes, read by name below
     where = "keras.RMSprop"
     _checks.check_decay(f"{where}: rho", rho)
     _checks.check_decay(f"{where}: momentum", momentum, allow_one=True)
     _checks.check_nonnegative(f"{where}: epsilon", epsilon)
-    options = KerasOptions.checked(
-        where,
-        learning_rate=learning_rate,
-        weight_decay=weight_decay,
-        clipnorm=clipnorm,
-        clipvalue=clipvalue,
-        global_clipnorm=global_clipnorm,
-        use_ema=use_ema,
-        ema_momentum=ema_momentum,
-        ema_overwrite_frequency=ema_overwrite_frequency,
-        loss_scale_factor=loss_scale_factor,
-        gradient_accumulation_steps=gradient_accumulation_steps,
-        name=name,
-    )
+    options = KerasOptions.from_arguments(where, arguments)
     return keras_optimizer(rmsprop_step(learning_rate, rho, momentum, epsilon, bool(centered)), options)

@@ -15,8 +15,9 @@ import jax.numpy as jnp
 
 from jaxopt_notes import _checks
 from jaxopt_notes._base import ElementwiseTransformation, GradientTransformation, Params, Updates
+from jaxopt_notes._learning_rate import rate_at
 from jaxopt_notes._numerics import increment_count, init_count
-from jaxopt_notes.keras._rate import LearningRate, rate_at
+from jaxopt_notes.keras._rate import LearningRate
 
 
 class WeightDecayState(NamedTuple):
