@@ -68,7 +68,7 @@ def test_the_loader_is_closed_while_the_error_is_still_held(kind):
         # The traceback, and with it every frame of the failed run, is alive here.
         assert error.__traceback__ is not None
         assert len(opened) == 1
-        assert (opened[0].closed if kind == "iterator class" else log == ["closed"]), "the loader was left open"
+        assert opened[0].closed if kind == "iterator class" else log == ["closed"], "the loader was left open"
         assert not prefetch_threads(), "a prefetch thread outlived the failed run"
     else:
         raise AssertionError("a batch one column too wide must fail")
