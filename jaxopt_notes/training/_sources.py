@@ -64,8 +64,8 @@ class ResidentSource:
         self.batch_size = batch_size
 
     def epoch(self, epoch: int) -> Generator[Piece, None, None]:
-        order, rest = self._orders.order(epoch)
-        yield self.batch_size, (self.X, self.Y, order, rest, self.layout)
+        for order, rest in self._orders.pieces(epoch):  # the first while the rest is still being drawn
+            yield self.batch_size, (self.X, self.Y, order, rest, self.layout)
 
     def __enter__(self) -> ResidentSource:
         return self
