@@ -33,6 +33,7 @@ def joined(orders, epoch):
     """An epoch's pieces joined back into one order, and their numbers of steps."""
     pieces = list(orders.pieces(epoch))
     assert all(rest is None for _, rest in pieces[:-1])  # the remainder comes with the last piece
+    assert all(order.ctypes.data % 64 == 0 for order, _ in pieces)
     rest = pieces[-1][1]
     parts = [order.ravel() for order, _ in pieces] + ([] if rest is None else [rest])
     return np.concatenate(parts), [len(order) for order, _ in pieces]
@@ -82,9 +83,10 @@ def test_large_runs_follow_the_documented_rule_in_pieces(pipelined, drop_remaind
     for epoch in range(2, 5):
         expected = rao_sandelius(m, np.random.SeedSequence([seed, epoch]), _shuffle.FIT_BUCKETS)
         order, steps = joined(orders, epoch)
-        # Pieces of 7 steps (a sixteenth of 100, rounded up) and a last one of what is left:
-        # two shapes to compile, however many pieces.
-        assert steps == [7] * 14 + [2]
+        # About a sixteenth of the 100 steps each, rounded up to 8 steps (8 x 10 int32 rows are
+        # 5 x 64 bytes: every piece starts on a 64-byte boundary, so XLA reads it uncopied),
+        # and a last piece of what is left: two shapes to compile, however many pieces.
+        assert steps == [8] * 12 + [4]
         np.testing.assert_array_equal(order, expected[: 1000 if drop_remainder else m])
     orders.close()
 

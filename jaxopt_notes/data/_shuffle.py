@@ -19,6 +19,7 @@ probability ``(n_1! ... n_k! / m!) * 1 / (n_1! ... n_k!) = 1 / m!`` whatever the
 from __future__ import annotations
 
 import concurrent.futures
+import math
 import threading
 from collections.abc import Callable, Iterator
 
@@ -32,6 +33,7 @@ BUCKETS = 4
 FIT_BUCKETS = 8
 
 _ALIGN = 64
+_SLICE = 1 << 20
 
 
 def _aligned(m: int, dtype: np.dtype) -> np.ndarray:
@@ -75,7 +77,7 @@ class PipelinedPermutation:
             for bucket in range(self._buckets):
                 if self._cancelled:
                     return
-                group = np.flatnonzero(labels == bucket)  # int64: NumPy's fastest shuffle
+                group = _members(labels, bucket)
                 np.random.default_rng(self._seeds[bucket + 1]).shuffle(group)
                 self.order[start : start + len(group)] = group
                 start += len(group)
@@ -98,6 +100,15 @@ class PipelinedPermutation:
     def cancel(self) -> None:
         """Stops drawing after the bucket in progress (the order stays incomplete)."""
         self._cancelled = True
+
+
+def _members(labels: np.ndarray, bucket: int) -> np.ndarray:
+    """``np.flatnonzero(labels == bucket)`` (int64: NumPy shuffles int64 fastest), compared a
+    slice at a time so that no temporary as long as ``labels`` is made."""
+    pieces = [
+        np.flatnonzero(labels[first : first + _SLICE] == bucket) + first for first in range(0, len(labels), _SLICE)
+    ]
+    return np.concatenate(pieces) if len(pieces) > 1 else pieces[0]
 
 
 def uniform_permutation_source(m: int, seed: int) -> Callable[[int], np.ndarray]:
@@ -198,11 +209,16 @@ class EpochOrders:
     def pieces(self, epoch: int) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
         """Epoch ``epoch``'s minibatches in consecutive pieces ``(order (piece steps, batch),
         rest or None)``, each handed out as soon as its rows are drawn (``rest`` with the last
-        piece): one piece below :data:`PIPELINE_MIN_ROWS` rows, else ``2 * FIT_BUCKETS``
-        pieces of equal steps but the last. Starts drawing the next epoch's order."""
+        piece): one piece below :data:`PIPELINE_MIN_ROWS` rows, else about ``2 * FIT_BUCKETS``
+        pieces of equal steps but the last (two shapes to compile). Starts drawing the next
+        epoch's order."""
         drawing = self._start(epoch)
         steps, batch = self._steps, self._batch_size
-        per_piece = steps if isinstance(drawing, _Drawn) else -(-steps // (2 * FIT_BUCKETS))
+        per_piece = steps
+        if isinstance(drawing, PipelinedPermutation):
+            # Pieces start on 64-byte boundaries, so that XLA reads each in place, uncopied.
+            whole = _ALIGN // 4 // math.gcd(batch, _ALIGN // 4)
+            per_piece = -(-steps // (2 * FIT_BUCKETS * whole)) * whole
         for first in range(0, max(steps, 1), max(per_piece, 1)):
             stop = min(first + per_piece, steps)
             last = stop == steps
