@@ -224,3 +224,23 @@ def test_fit_over_float16_rows_off_a_boundary_trains_as_over_a_jax_array():
         for x, y in ((X, Y), (jnp.asarray(X), jnp.asarray(Y)))
     ]
     np.testing.assert_allclose(runs[0], runs[1], rtol=1e-6)
+
+
+def test_fit_over_rows_split_into_blocks_trains_as_over_jax_arrays(monkeypatch):
+    import jaxopt_notes as jn
+
+    rng = np.random.default_rng(9)
+    XY = rng.standard_normal((1001, 7)).astype(np.float32)
+    XY[:, 5] = XY[:, :5] @ np.arange(1.0, 6.0) > 0
+    params = {"w": jnp.zeros(5), "b": jnp.zeros(())}
+
+    def loss(p, x, y):
+        return jnp.mean((x @ p["w"] + p["b"] - y) ** 2)
+
+    def costs(X, Y):
+        return jn.fit(loss, params, jn.adam(0.05), X, Y, batch_size=64, epochs=3, seed=4, progress=False)[1].cost
+
+    reference = costs(jnp.asarray(XY[:, :5]), jnp.asarray(XY[:, 5]))
+    monkeypatch.setattr(_rows, "_MAX_UNITS", 7 * 1001 // 3)  # three blocks and a bit
+    assert len(place_rows(XY[:, :5], XY[:, 5])[0]) == 4
+    np.testing.assert_allclose(costs(XY[:, :5], XY[:, 5]), reference, rtol=1e-6)

@@ -56,7 +56,12 @@ class PipelinedPermutation:
     """
 
     def __init__(
-        self, m: int, seed: int | np.random.SeedSequence, buckets: int = BUCKETS, dtype: type = np.int64
+        self,
+        m: int,
+        seed: int | np.random.SeedSequence,
+        buckets: int = BUCKETS,
+        dtype: type = np.int64,
+        after: PipelinedPermutation | None = None,
     ) -> None:
         sequence = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
         self._seeds = sequence.spawn(buckets + 1)
@@ -66,18 +71,26 @@ class PipelinedPermutation:
         self._error: BaseException | None = None
         self._cancelled = False
         self._changed = threading.Condition()
+        self._finished = threading.Event()
+        # Drawn after ``after`` is finished: one draw at a time, so an epoch's order is not
+        # slowed by the next one's, and one draw's temporaries are alive at a time.
+        self._after = after
         self._thread = threading.Thread(target=self._draw, name="jaxopt-notes-shuffle", daemon=True)
         self._thread.start()
 
     def _draw(self) -> None:
         try:
+            if self._after is not None:
+                self._after._finished.wait()
+                self._after = None
             m = len(self.order)
             labels = np.random.default_rng(self._seeds[0]).integers(0, self._buckets, size=m, dtype=np.uint8)
+            counts = np.bincount(labels, minlength=self._buckets)
             start = 0
             for bucket in range(self._buckets):
                 if self._cancelled:
                     return
-                group = _members(labels, bucket)
+                group = _members(labels, bucket, int(counts[bucket]))
                 np.random.default_rng(self._seeds[bucket + 1]).shuffle(group)
                 self.order[start : start + len(group)] = group
                 start += len(group)
@@ -88,6 +101,8 @@ class PipelinedPermutation:
             with self._changed:
                 self._error = error
                 self._changed.notify_all()
+        finally:
+            self._finished.set()
 
     def prefix(self, stop: int) -> np.ndarray:
         """The order, with positions ``[0, stop)`` final."""
@@ -102,13 +117,16 @@ class PipelinedPermutation:
         self._cancelled = True
 
 
-def _members(labels: np.ndarray, bucket: int) -> np.ndarray:
-    """``np.flatnonzero(labels == bucket)`` (int64: NumPy shuffles int64 fastest), compared a
-    slice at a time so that no temporary as long as ``labels`` is made."""
-    pieces = [
-        np.flatnonzero(labels[first : first + _SLICE] == bucket) + first for first in range(0, len(labels), _SLICE)
-    ]
-    return np.concatenate(pieces) if len(pieces) > 1 else pieces[0]
+def _members(labels: np.ndarray, bucket: int, count: int) -> np.ndarray:
+    """``np.flatnonzero(labels == bucket)`` (``count`` indices, int64: NumPy shuffles int64
+    fastest), found a slice of ``labels`` at a time so that no other array as long is made."""
+    members = np.empty(count, np.int64)
+    found = 0
+    for first in range(0, len(labels), _SLICE):
+        here = np.flatnonzero(labels[first : first + _SLICE] == bucket)
+        members[found : found + len(here)] = here + first
+        found += len(here)
+    return members
 
 
 def uniform_permutation_source(m: int, seed: int) -> Callable[[int], np.ndarray]:
@@ -172,6 +190,7 @@ class EpochOrders:
         self._m, self._batch_size, self._seed, self._shuffle = m, batch_size, seed, shuffle
         self._steps, self._drop_remainder, self._epochs = m // batch_size, drop_remainder, epochs
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="jaxopt-notes-orders")
+        self._latest: PipelinedPermutation | _Drawn | None = None
         self._pending = {epoch: self._draw(epoch) for epoch in epochs[:1]}
 
     def _draw(self, epoch: int) -> PipelinedPermutation | _Drawn:
@@ -182,12 +201,14 @@ class EpochOrders:
             return kept[1]
         drawing: PipelinedPermutation | _Drawn
         if self._shuffle and pipelined:
-            drawing = PipelinedPermutation(self._m, epoch_seed(self._seed, epoch), FIT_BUCKETS, np.int32)
+            before = self._latest if isinstance(self._latest, PipelinedPermutation) else None
+            drawing = PipelinedPermutation(self._m, epoch_seed(self._seed, epoch), FIT_BUCKETS, np.int32, before)
         else:
             seed = epoch_seed(self._seed, epoch) if self._shuffle else None
             drawing = _Drawn(self._pool.submit(aligned_permutation, self._m, seed))
         if self._shuffle and epoch == self._epochs[0]:
             EpochOrders._kept = (key, drawing)
+        self._latest = drawing
         return drawing
 
     def _start(self, epoch: int) -> PipelinedPermutation | _Drawn:
