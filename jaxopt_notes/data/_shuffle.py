@@ -32,6 +32,9 @@ BUCKETS = 4
 # fit: more, smaller buckets, so that the first minibatches start sooner after a fresh draw.
 FIT_BUCKETS = 8
 
+# The first order of the latest run is kept for a repeated call up to this many rows (64 MiB).
+KEPT_MAX_ROWS = 1 << 24
+
 _ALIGN = 64
 _SLICE = 1 << 20
 
@@ -85,7 +88,9 @@ class PipelinedPermutation:
                 self._after = None
             m = len(self.order)
             labels = np.random.default_rng(self._seeds[0]).integers(0, self._buckets, size=m, dtype=np.uint8)
-            counts = np.bincount(labels, minlength=self._buckets)
+            counts = sum(  # a slice at a time: bincount makes an int64 copy of what it counts
+                np.bincount(labels[first : first + _SLICE], minlength=self._buckets) for first in range(0, m, _SLICE)
+            )
             start = 0
             for bucket in range(self._buckets):
                 if self._cancelled:
@@ -179,9 +184,10 @@ class EpochOrders:
     ``SeedSequence([seed, e])``, which :meth:`pieces` hands out as its buckets are done. With
     ``shuffle=False`` (batch gradient descent) the rows stay in order. The first epoch's order
     is drawn on a background thread from construction on, each later one while the previous
-    epoch trains. The first epoch's order of the latest run is kept, so a later run with the
-    same ``m``, ``seed`` and first epoch (a repeated 1-epoch call) draws nothing; orders are
-    never written after they are drawn, so sharing one is safe.
+    epoch trains, once the current one is drawn. The first epoch's order of the latest run (of
+    at most :data:`KEPT_MAX_ROWS` rows) is kept, so a later run with the same ``m``, ``seed``
+    and first epoch (a repeated 1-epoch call) draws nothing; orders are never written after
+    they are drawn, so sharing one is safe.
     """
 
     _kept: tuple[tuple[int, int, int, bool], PipelinedPermutation | _Drawn] | None = None
@@ -206,7 +212,7 @@ class EpochOrders:
         else:
             seed = epoch_seed(self._seed, epoch) if self._shuffle else None
             drawing = _Drawn(self._pool.submit(aligned_permutation, self._m, seed))
-        if self._shuffle and epoch == self._epochs[0]:
+        if self._shuffle and epoch == self._epochs[0] and self._m <= KEPT_MAX_ROWS:
             EpochOrders._kept = (key, drawing)
         self._latest = drawing
         return drawing
