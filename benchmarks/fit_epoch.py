@@ -41,7 +41,7 @@ import numpy as np
 import optax
 
 import jaxopt_notes as jn
-from jaxopt_notes.data._shuffle import FIT_BUCKETS, PIPELINE_MIN_ROWS, PipelinedPermutation, aligned_permutation
+from jaxopt_notes.data._shuffle import PIPELINE_MIN_ROWS, FitPermutation, aligned_permutation
 from jaxopt_notes.training._rows import place_rows, take_rows
 
 
@@ -115,9 +115,9 @@ def timed(fn, *args):
 
 
 def draw_timings(m: int, seed: int) -> tuple[float, float]:
-    """Seconds until fit's first piece of a fresh epoch order is drawn, and until all of it is."""
+    """Seconds until the first bucket of a fresh epoch order is drawn, and until all of it is."""
     started = time.perf_counter()
-    drawing = PipelinedPermutation(m, np.random.SeedSequence([seed, 0]), FIT_BUCKETS, np.int32)
+    drawing = FitPermutation(m, np.random.SeedSequence([seed, 0]))
     drawing.prefix(1)
     first = time.perf_counter() - started
     drawing.prefix(m)
@@ -176,7 +176,7 @@ def run_case(m: int, d: int, batch_size: int, repeats: int, user: bool) -> None:
         record(WARM_NEW, timed(fit_params, (X, Y), 1, 1000 + round_))
         record("warm 1-epoch fit call, same seed", timed(fit_params, (X, Y), 1, 1000 + round_))
         first, whole = draw_timings(m, round_) if m >= PIPELINE_MIN_ROWS else (float("nan"), float("nan"))
-        record("(fit's draw alone: first piece)", first)
+        record("(fit's draw alone: first bucket)", first)
         record("(fit's draw alone: whole order)", whole)
         if user:
             started = time.perf_counter()

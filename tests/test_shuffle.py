@@ -12,18 +12,21 @@ import pytest
 
 import jaxopt_notes as jn
 from jaxopt_notes.data import _shuffle
-from jaxopt_notes.data._shuffle import EpochOrders, PipelinedPermutation, aligned_permutation
+from jaxopt_notes.data._shuffle import EpochOrders, FitPermutation, aligned_permutation
 
 
-def rao_sandelius(m, seed, buckets):
-    """The documented rule, written out plainly: ``buckets + 1`` children of the seed; the
-    first labels every index with a bucket; child b + 1 shuffles bucket b's indices (in
-    increasing order); the buckets are concatenated in order."""
-    children = seed.spawn(buckets + 1)
-    labels = np.random.default_rng(children[0]).integers(0, buckets, size=m, dtype=np.uint8)
+def fits_rule(m, seed):
+    """fit's documented rule from 2**20 rows, written out plainly: the seed's children; every
+    row's byte from the first child's raw PCG64 draws; bucket b the rows whose byte lies in
+    [FIT_BOUNDS[b], FIT_BOUNDS[b + 1]), in increasing order, shuffled by child b + 1; the
+    buckets concatenated in order."""
+    bounds = _shuffle.FIT_BOUNDS
+    children = seed.spawn(len(bounds))
+    draws = np.random.PCG64(children[0]).random_raw((m + 7) // 8)
+    labels = [int(byte) for draw in draws for byte in int(draw).to_bytes(8, "little")][:m]
     order = []
-    for bucket in range(buckets):
-        members = np.array([i for i in range(m) if labels[i] == bucket], np.int64)
+    for bucket in range(len(bounds) - 1):
+        members = np.array([i for i in range(m) if bounds[bucket] <= labels[i] < bounds[bucket + 1]], np.int64)
         np.random.default_rng(children[bucket + 1]).shuffle(members)
         order.extend(members.tolist())
     return np.array(order)
@@ -81,9 +84,9 @@ def test_large_runs_follow_the_documented_rule_in_pieces(pipelined, drop_remaind
     m, batch, seed = 1003, 10, 4
     orders = EpochOrders(m, batch, seed, range(2, 5), drop_remainder=drop_remainder, shuffle=True)
     for epoch in range(2, 5):
-        expected = rao_sandelius(m, np.random.SeedSequence([seed, epoch]), _shuffle.FIT_BUCKETS)
+        expected = fits_rule(m, np.random.SeedSequence([seed, epoch]))
         order, steps = joined(orders, epoch)
-        # About a sixteenth of the 100 steps each, rounded up to 8 steps (8 x 10 int32 rows are
+        # About a 32nd of the 100 steps each, rounded up to 8 steps (8 x 10 int32 rows are
         # 5 x 64 bytes: every piece starts on a 64-byte boundary, so XLA reads it uncopied),
         # and a last piece of what is left: two shapes to compile, however many pieces.
         assert steps == [8] * 12 + [4]
@@ -93,7 +96,7 @@ def test_large_runs_follow_the_documented_rule_in_pieces(pipelined, drop_remaind
 
 def test_the_order_does_not_depend_on_thread_timing(pipelined, monkeypatch):
     m = 5000
-    reference = PipelinedPermutation(m, np.random.SeedSequence([1, 0]), _shuffle.FIT_BUCKETS, np.int32).prefix(m)
+    reference = FitPermutation(m, np.random.SeedSequence([1, 0])).prefix(m)
     real_flatnonzero = np.flatnonzero
 
     def slow_flatnonzero(a):  # the drawing thread now lags far behind the consumer
@@ -121,11 +124,11 @@ def test_every_position_is_uniform_over_rows(pipelined):
     assert chi2 < 2414, chi2
 
 
-def test_every_order_of_four_rows_is_equally_likely_with_fits_buckets():
+def test_every_order_of_four_rows_is_equally_likely():
     counts = {}
     trials = 4800
     for seed in range(trials):
-        order = tuple(PipelinedPermutation(4, seed, _shuffle.FIT_BUCKETS).prefix(4))
+        order = tuple(FitPermutation(4, np.random.SeedSequence(seed)).prefix(4))
         counts[order] = counts.get(order, 0) + 1
     assert len(counts) == 24
     expected = trials / 24
@@ -152,7 +155,7 @@ def test_fit_over_pieces_takes_the_documented_minibatches_and_resumes_bit_for_bi
     # The same minibatches by hand: optax steps over the documented rule's rows.
     expected, state = params, adam.init(params)
     for epoch in range(3):
-        order = rao_sandelius(m, np.random.SeedSequence([seed, epoch]), _shuffle.FIT_BUCKETS)
+        order = fits_rule(m, np.random.SeedSequence([seed, epoch]))
         for start in range(0, m, batch):
             rows = order[start : start + batch]
             grads = jax.grad(loss)(expected, X[rows], Y[rows])

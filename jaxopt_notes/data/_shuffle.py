@@ -3,15 +3,17 @@
 NumPy's ``Generator.permutation`` of 5,000,000 indices costs a third of an epoch of
 20-feature minibatches, and nothing can be gathered until it is done. The Rao-Sandelius
 method splits the work without giving up exactness: give every index a bucket label drawn
-uniformly and independently, list each bucket's indices in increasing order, permute each
-bucket uniformly, and concatenate the buckets. A background thread permutes the buckets one
-after the other; a consumer may read positions as soon as the buckets covering them are done.
+independently from one distribution, list each bucket's indices in increasing order, permute
+each bucket uniformly, and concatenate the buckets. A background thread permutes the buckets
+one after the other; a consumer may read positions as soon as the buckets covering them are
+done.
 
 Why the result is uniform: the labels are independent and identically distributed, so given
 the bucket sizes ``n_1, ..., n_k``, every way of splitting the m indices into buckets of those
 sizes is equally likely (``n_1! ... n_k! / m!`` each); each bucket's order is then uniform among
 its ``n_b!`` orders, independently; so every permutation of ``range(m)`` comes out with
 probability ``(n_1! ... n_k! / m!) * 1 / (n_1! ... n_k!) = 1 / m!`` whatever the sizes were.
+The buckets need not be equally likely.
 
 :class:`EpochOrders` draws ``fit``'s per-epoch orders over resident data (see its docstring).
 """
@@ -29,9 +31,13 @@ import numpy as np
 PIPELINE_MIN_ROWS = 1 << 20
 # minibatches(): four buckets measured fastest for m = 5,000,000 (two and eight were slower).
 BUCKETS = 4
-# fit: more, smaller buckets, so that the first minibatches start sooner after a fresh draw.
-FIT_BUCKETS = 8
-
+# fit: bucket b holds the rows whose random byte lies in [FIT_BOUNDS[b], FIT_BOUNDS[b + 1]):
+# 1/64, 1/64, 1/32, 1/16 of the rows, then eighths (none larger: an int64 eighth is m bytes).
+FIT_BOUNDS = (0, 4, 8, 16, 32, 64, 96, 128, 160, 192, 224, 256)
+# Bucket members are found a quarter of the byte range at a time: four passes over the bytes.
+_FIT_QUARTERS = ((0, 64), (64, 128), (128, 192), (192, 256))
+# fit hands an epoch out in this many pieces: the first about as long as the first two buckets.
+FIT_PIECES = 32
 # The first order of the latest run is kept for a repeated call up to this many rows (64 MiB).
 KEPT_MAX_ROWS = 1 << 24
 
@@ -47,61 +53,44 @@ def _aligned(m: int, dtype: np.dtype) -> np.ndarray:
     return raw[start : start + m * dtype.itemsize].view(dtype)
 
 
-class PipelinedPermutation:
-    """A uniform random permutation of ``range(m)``, fixed by ``seed``, drawn by a background
-    thread bucket after bucket (Rao-Sandelius, see the module docstring), read by prefixes.
+class _Pipelined:
+    """A uniform random permutation of ``range(m)`` drawn bucket after bucket by a background
+    thread (Rao-Sandelius, see the module docstring) into ``order`` (``dtype``, 64-byte
+    aligned), read by prefixes: ``prefix(stop)`` returns ``order`` once positions ``[0, stop)``
+    are final. Subclasses make the buckets (:meth:`_buckets`). The result does not depend on
+    thread timing. With ``after``, drawing starts once ``after`` is finished: one draw at a
+    time, so that an order is not slowed by the next one, and one draw's temporaries live at
+    a time."""
 
-    ``seed`` (an int or a ``SeedSequence``) spawns ``buckets + 1`` children: the first draws
-    the labels, ``integers(0, buckets, size=m, dtype=uint8)``; child ``b + 1`` shuffles bucket
-    b (its indices in increasing order) with ``Generator.shuffle``. The order is written into
-    ``order`` (``dtype``, 64-byte aligned); ``prefix(stop)`` returns it once positions
-    ``[0, stop)`` are final. The result does not depend on thread timing.
-    """
-
-    def __init__(
-        self,
-        m: int,
-        seed: int | np.random.SeedSequence,
-        buckets: int = BUCKETS,
-        dtype: type = np.int64,
-        after: PipelinedPermutation | None = None,
-    ) -> None:
-        sequence = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
-        self._seeds = sequence.spawn(buckets + 1)
+    def __init__(self, m: int, dtype: type, after: _Pipelined | None) -> None:
         self.order = _aligned(m, np.dtype(dtype))
-        self._buckets = buckets
         self._final = 0  # positions [0, _final) are drawn
         self._error: BaseException | None = None
         self._cancelled = False
         self._changed = threading.Condition()
         self._finished = threading.Event()
-        # Drawn after ``after`` is finished: one draw at a time, so an epoch's order is not
-        # slowed by the next one's, and one draw's temporaries are alive at a time.
         self._after = after
         self._thread = threading.Thread(target=self._draw, name="jaxopt-notes-shuffle", daemon=True)
         self._thread.start()
+
+    def _buckets(self) -> Iterator[np.ndarray]:
+        """Each bucket's indices (int64), permuted, in order."""
+        raise NotImplementedError
 
     def _draw(self) -> None:
         try:
             if self._after is not None:
                 self._after._finished.wait()
                 self._after = None
-            m = len(self.order)
-            labels = np.random.default_rng(self._seeds[0]).integers(0, self._buckets, size=m, dtype=np.uint8)
-            counts = sum(  # a slice at a time: bincount makes an int64 copy of what it counts
-                np.bincount(labels[first : first + _SLICE], minlength=self._buckets) for first in range(0, m, _SLICE)
-            )
             start = 0
-            for bucket in range(self._buckets):
-                if self._cancelled:
-                    return
-                group = _members(labels, bucket, int(counts[bucket]))
-                np.random.default_rng(self._seeds[bucket + 1]).shuffle(group)
-                self.order[start : start + len(group)] = group
-                start += len(group)
+            for members in self._buckets():
+                self.order[start : start + len(members)] = members
+                start += len(members)
                 with self._changed:
                     self._final = start
                     self._changed.notify_all()
+                if self._cancelled:
+                    return
         except BaseException as error:  # surfaced to the consumer by prefix()
             with self._changed:
                 self._error = error
@@ -122,16 +111,78 @@ class PipelinedPermutation:
         self._cancelled = True
 
 
-def _members(labels: np.ndarray, bucket: int, count: int) -> np.ndarray:
-    """``np.flatnonzero(labels == bucket)`` (``count`` indices, int64: NumPy shuffles int64
-    fastest), found a slice of ``labels`` at a time so that no other array as long is made."""
-    members = np.empty(count, np.int64)
+class PipelinedPermutation(_Pipelined):
+    """:func:`~jaxopt_notes.data.minibatches`' permutation from :data:`PIPELINE_MIN_ROWS` rows
+    (int64): ``seed`` (an int) spawns ``buckets + 1`` children; the first labels every index,
+    ``integers(0, buckets, size=m, dtype=uint8)``; child ``b + 1`` shuffles bucket b (its
+    indices in increasing order) with ``Generator.shuffle``."""
+
+    def __init__(self, m: int, seed: int, buckets: int = BUCKETS) -> None:
+        self._seeds = np.random.SeedSequence(seed).spawn(buckets + 1)
+        self._count = buckets
+        super().__init__(m, np.int64, None)
+
+    def _buckets(self) -> Iterator[np.ndarray]:
+        labels = np.random.default_rng(self._seeds[0]).integers(0, self._count, size=len(self.order), dtype=np.uint8)
+        for bucket in range(self._count):
+            members = np.flatnonzero(labels == bucket)
+            np.random.default_rng(self._seeds[bucket + 1]).shuffle(members)
+            yield members
+
+
+class FitPermutation(_Pipelined):
+    """``fit``'s permutation of ``range(m)`` from :data:`PIPELINE_MIN_ROWS` rows (int32).
+
+    ``seed`` (a ``SeedSequence``) spawns ``len(FIT_BOUNDS)`` children. The first gives every
+    row a byte: the first m little-endian bytes of ``PCG64(child).random_raw(ceil(m / 8))``.
+    Bucket b holds the rows whose byte lies in ``[FIT_BOUNDS[b], FIT_BOUNDS[b + 1])``, in
+    increasing order, shuffled (as int64) by ``np.random.default_rng(child b + 1).shuffle``.
+    The first buckets are small (1/64, 1/64, 1/32, 1/16 of the rows), so an epoch can start
+    after drawing about a sixtieth of its order while the rest is drawn ahead of the
+    minibatches; the later ones are eighths.
+    """
+
+    def __init__(self, m: int, seed: np.random.SeedSequence, after: _Pipelined | None = None) -> None:
+        self._seeds = seed.spawn(len(FIT_BOUNDS))
+        super().__init__(m, np.int32, after)
+
+    def _buckets(self) -> Iterator[np.ndarray]:
+        m = len(self.order)
+        raw = np.random.PCG64(self._seeds[0]).random_raw(-(-m // 8))  # 8 random bytes a draw
+        labels = raw.astype("<u8", copy=False).view(np.uint8)[:m]
+        bucket = 0
+        for low, high in _FIT_QUARTERS:
+            rows = _rows_between(labels, low, high)
+            row_labels = labels[rows]
+            while bucket + 1 < len(FIT_BOUNDS) and FIT_BOUNDS[bucket + 1] <= high:
+                start, stop = FIT_BOUNDS[bucket], FIT_BOUNDS[bucket + 1]
+                members = rows[_between(row_labels, start, stop)]
+                np.random.default_rng(self._seeds[bucket + 1]).shuffle(members)
+                yield members
+                bucket += 1
+
+
+def _between(labels: np.ndarray, low: int, high: int) -> np.ndarray:
+    """``(low <= labels) & (labels < high)`` for uint8 labels, in one comparison (wrapping)."""
+    return (labels - np.uint8(low)) < np.uint8(high - low)
+
+
+def _rows_between(labels: np.ndarray, low: int, high: int) -> np.ndarray:
+    """The indices (int64, increasing) of the uint8 labels in ``[low, high)``, found a slice of
+    ``labels`` at a time, so that no temporary as long as ``labels`` is made."""
+    # Room for the count's mean plus 8 standard deviations (labels are uniform bytes): counting
+    # first would cost a second pass; a count beyond the room (p < 1e-15) is counted, then found.
+    share = (high - low) / 256
+    room = int(len(labels) * share + 8 * math.sqrt(len(labels) * share * (1 - share))) + 64
+    rows = np.empty(min(room, len(labels)), np.int64)
     found = 0
     for first in range(0, len(labels), _SLICE):
-        here = np.flatnonzero(labels[first : first + _SLICE] == bucket)
-        members[found : found + len(here)] = here + first
+        here = np.flatnonzero(_between(labels[first : first + _SLICE], low, high))
+        if found + len(here) > len(rows):
+            return np.flatnonzero(_between(labels, low, high))
+        rows[found : found + len(here)] = here + first
         found += len(here)
-    return members
+    return rows[:found]
 
 
 def uniform_permutation_source(m: int, seed: int) -> Callable[[int], np.ndarray]:
@@ -161,7 +212,7 @@ def aligned_permutation(m: int, seed: np.random.SeedSequence | None) -> np.ndarr
 
 
 class _Drawn:
-    """An order already drawn, read like a :class:`PipelinedPermutation`."""
+    """An order drawn whole on a worker thread, read like a :class:`_Pipelined`."""
 
     def __init__(self, future: concurrent.futures.Future) -> None:
         self._future = future
@@ -180,35 +231,34 @@ class EpochOrders:
     Epoch e's order is a uniform random permutation of ``range(m)`` fixed by ``(seed, e)``
     (:func:`epoch_seed`): below :data:`PIPELINE_MIN_ROWS` rows
     ``np.random.default_rng(SeedSequence([seed, e])).permutation(m)``; from there on a
-    :class:`PipelinedPermutation` of :data:`FIT_BUCKETS` buckets seeded with
-    ``SeedSequence([seed, e])``, which :meth:`pieces` hands out as its buckets are done. With
-    ``shuffle=False`` (batch gradient descent) the rows stay in order. The first epoch's order
-    is drawn on a background thread from construction on, each later one while the previous
-    epoch trains, once the current one is drawn. The first epoch's order of the latest run (of
-    at most :data:`KEPT_MAX_ROWS` rows) is kept, so a later run with the same ``m``, ``seed``
-    and first epoch (a repeated 1-epoch call) draws nothing; orders are never written after
-    they are drawn, so sharing one is safe.
+    :class:`FitPermutation` seeded with ``SeedSequence([seed, e])``, which :meth:`pieces` hands
+    out as its buckets are drawn. With ``shuffle=False`` (batch gradient descent) the rows stay
+    in order. The first epoch's order is drawn on a background thread from construction on,
+    each later one while the previous epoch trains, once the previous order is drawn. The first
+    epoch's order of the latest run (of at most :data:`KEPT_MAX_ROWS` rows) is kept, so a later
+    run with the same ``m``, ``seed`` and first epoch (a repeated 1-epoch call) draws nothing;
+    orders are never written after they are drawn, so sharing one is safe.
     """
 
-    _kept: tuple[tuple[int, int, int, bool], PipelinedPermutation | _Drawn] | None = None
+    _kept: tuple[tuple[int, int, int, bool], _Pipelined | _Drawn] | None = None
 
     def __init__(self, m: int, batch_size: int, seed: int, epochs: range, drop_remainder: bool, shuffle: bool):
         self._m, self._batch_size, self._seed, self._shuffle = m, batch_size, seed, shuffle
         self._steps, self._drop_remainder, self._epochs = m // batch_size, drop_remainder, epochs
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="jaxopt-notes-orders")
-        self._latest: PipelinedPermutation | _Drawn | None = None
+        self._latest: _Pipelined | _Drawn | None = None
         self._pending = {epoch: self._draw(epoch) for epoch in epochs[:1]}
 
-    def _draw(self, epoch: int) -> PipelinedPermutation | _Drawn:
-        pipelined = self._m >= PIPELINE_MIN_ROWS
+    def _draw(self, epoch: int) -> _Pipelined | _Drawn:
+        pipelined = self._shuffle and self._m >= PIPELINE_MIN_ROWS
         key = (self._m, self._seed, epoch, pipelined)
         kept = EpochOrders._kept
         if self._shuffle and kept is not None and kept[0] == key:
             return kept[1]
-        drawing: PipelinedPermutation | _Drawn
-        if self._shuffle and pipelined:
-            before = self._latest if isinstance(self._latest, PipelinedPermutation) else None
-            drawing = PipelinedPermutation(self._m, epoch_seed(self._seed, epoch), FIT_BUCKETS, np.int32, before)
+        drawing: _Pipelined | _Drawn
+        if pipelined:
+            after = self._latest if isinstance(self._latest, _Pipelined) else None
+            drawing = FitPermutation(self._m, epoch_seed(self._seed, epoch), after)
         else:
             seed = epoch_seed(self._seed, epoch) if self._shuffle else None
             drawing = _Drawn(self._pool.submit(aligned_permutation, self._m, seed))
@@ -217,7 +267,7 @@ class EpochOrders:
         self._latest = drawing
         return drawing
 
-    def _start(self, epoch: int) -> PipelinedPermutation | _Drawn:
+    def _start(self, epoch: int) -> _Pipelined | _Drawn:
         """Epoch ``epoch``'s drawing; starts drawing the next epoch's."""
         drawing = self._pending.pop(epoch, None) or self._draw(epoch)
         if epoch + 1 < self._epochs.stop and epoch + 1 not in self._pending:
@@ -235,17 +285,17 @@ class EpochOrders:
 
     def pieces(self, epoch: int) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
         """Epoch ``epoch``'s minibatches in consecutive pieces ``(order (piece steps, batch),
-        rest or None)``, each handed out as soon as its rows are drawn (``rest`` with the last
-        piece): one piece below :data:`PIPELINE_MIN_ROWS` rows, else about ``2 * FIT_BUCKETS``
-        pieces of equal steps but the last (two shapes to compile). Starts drawing the next
+        rest or None)``, each handed out as soon as its rows are drawn (``rest`` comes with the
+        last piece): one piece below :data:`PIPELINE_MIN_ROWS` rows, else about
+        :data:`FIT_PIECES` pieces of equal steps but the last (two shapes to compile), each
+        starting on a 64-byte boundary (so XLA reads it uncopied). Starts drawing the next
         epoch's order."""
         drawing = self._start(epoch)
         steps, batch = self._steps, self._batch_size
         per_piece = steps
-        if isinstance(drawing, PipelinedPermutation):
-            # Pieces start on 64-byte boundaries, so that XLA reads each in place, uncopied.
-            whole = _ALIGN // 4 // math.gcd(batch, _ALIGN // 4)
-            per_piece = -(-steps // (2 * FIT_BUCKETS * whole)) * whole
+        if isinstance(drawing, _Pipelined):
+            whole = _ALIGN // 4 // math.gcd(batch, _ALIGN // 4)  # steps of int32 rows that fill 64 bytes
+            per_piece = -(-steps // (FIT_PIECES * whole)) * whole
         for first in range(0, max(steps, 1), max(per_piece, 1)):
             stop = min(first + per_piece, steps)
             last = stop == steps
@@ -253,7 +303,7 @@ class EpochOrders:
             yield order[first * batch : stop * batch].reshape(stop - first, batch), self._rest(order) if last else None
 
     def close(self) -> None:
-        """Stops drawing: a pending order is abandoned (the kept first one is finished)."""
+        """Stops drawing: a pending order is abandoned (a kept first order is finished)."""
         kept = EpochOrders._kept
         for drawing in self._pending.values():
             if kept is None or drawing is not kept[1]:
