@@ -34,8 +34,9 @@ BUCKETS = 4
 # fit: bucket b holds the rows whose random byte lies in [FIT_BOUNDS[b], FIT_BOUNDS[b + 1]):
 # 1/64, 1/64, 1/32, 1/16 of the rows, then eighths (none larger: an int64 eighth is m bytes).
 FIT_BOUNDS = (0, 4, 8, 16, 32, 64, 96, 128, 160, 192, 224, 256)
-# Bucket members are found a quarter of the byte range at a time: four passes over the bytes.
-_FIT_QUARTERS = ((0, 64), (64, 128), (128, 192), (192, 256))
+# Bucket members are found an eighth of the byte range at a time (8 passes over the bytes; the
+# first eighth is split into the four small buckets): splitting a larger share costs more.
+_FIT_PASSES = tuple(zip(range(0, 256, 32), range(32, 257, 32)))
 # fit hands an epoch out in this many pieces: the first about as long as the first two buckets.
 FIT_PIECES = 32
 # The first order of the latest run is kept for a repeated call up to this many rows (64 MiB).
@@ -139,7 +140,8 @@ class FitPermutation(_Pipelined):
     increasing order, shuffled (as int64) by ``np.random.default_rng(child b + 1).shuffle``.
     The first buckets are small (1/64, 1/64, 1/32, 1/16 of the rows), so an epoch can start
     after drawing about a sixtieth of its order while the rest is drawn ahead of the
-    minibatches; the later ones are eighths.
+    minibatches; the later ones are eighths. Bucket members are found an eighth of the byte
+    range at a time.
     """
 
     def __init__(self, m: int, seed: np.random.SeedSequence, after: _Pipelined | None = None) -> None:
@@ -151,12 +153,11 @@ class FitPermutation(_Pipelined):
         raw = np.random.PCG64(self._seeds[0]).random_raw(-(-m // 8))  # 8 random bytes a draw
         labels = raw.astype("<u8", copy=False).view(np.uint8)[:m]
         bucket = 0
-        for low, high in _FIT_QUARTERS:
+        for low, high in _FIT_PASSES:
             rows = _rows_between(labels, low, high)
-            row_labels = labels[rows]
-            while bucket + 1 < len(FIT_BOUNDS) and FIT_BOUNDS[bucket + 1] <= high:
-                start, stop = FIT_BOUNDS[bucket], FIT_BOUNDS[bucket + 1]
-                members = rows[_between(row_labels, start, stop)]
+            edges = [bound for bound in FIT_BOUNDS if low <= bound <= high]
+            for start, stop in zip(edges, edges[1:]):
+                members = rows if len(edges) == 2 else rows[_between(labels[rows], start, stop)]
                 np.random.default_rng(self._seeds[bucket + 1]).shuffle(members)
                 yield members
                 bucket += 1
