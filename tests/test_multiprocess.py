@@ -249,3 +249,34 @@ def test_fit_across_two_processes_matches_one_process_on_the_same_minibatches(tm
     assert zero["raised"] == [first_bad // steps + 1, first_bad % steps + 1]
     # Checkpoints come from process 0 alone.
     assert zero["own_files"] == ["epoch_000001.npz"] and one["own_files"] == []
+
+
+SLOW_WRITE_SCRIPT = """
+import json, os, pathlib, time
+import jax, jax.numpy as jnp, numpy as np, optax
+from jax.sharding import Mesh
+import jaxopt_notes as jn
+from tests.test_multiprocess import D, BATCH, data, logistic_loss
+
+if RANK == 0:  # process 0 writes the checkpoints; make its rename of the finished file take 3 s
+    real_replace = os.replace
+
+    def slow_replace(source, target, *args, **kwargs):
+        if str(target).endswith(".npz"):
+            time.sleep(3)
+        return real_replace(source, target, *args, **kwargs)
+
+    os.replace = slow_replace
+X, Y = data(RANK)
+directory = pathlib.Path(os.environ["CHECKPOINTS"]) / "slow"
+jn.fit(logistic_loss, {"w": jnp.zeros(D), "b": jnp.zeros(())}, optax.sgd(0.1), X, Y, batch_size=BATCH, epochs=1,
+       mesh=Mesh(np.array(jax.devices()), ("data",)), checkpoint_dir=directory, progress=False)
+seen = sorted(p.name for p in directory.glob("*.npz"))  # at once, before anything else can synchronise
+print("RESULT " + json.dumps({"seen": seen}))
+"""
+
+
+def test_every_process_sees_the_checkpoint_as_soon_as_fit_returns(tmp_path, monkeypatch):
+    monkeypatch.setenv("CHECKPOINTS", str(tmp_path))
+    for rank, result in enumerate(results(run_processes(SLOW_WRITE_SCRIPT, timeout=240))):
+        assert result["seen"] == ["epoch_000001.npz"], f"process {rank} returned before the checkpoint was written"

@@ -157,3 +157,66 @@ def test_sharded_placement_over_four_cpu_devices():
     done = subprocess.run([sys.executable, "-c", SHARDED_CHILD], capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stderr
     assert "sharded ok" in done.stdout
+
+
+class IteratorWithClose:
+    """An iterator that is not a generator: nothing closes it unless its close() is called."""
+
+    def __init__(self) -> None:
+        self.pulled = 0
+        self.closed = False
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        self.pulled += 1
+        return np.full(3, self.pulled, np.float32)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_an_iterator_class_is_closed_when_the_consumer_stops():
+    source = IteratorWithClose()
+    for item in prefetch_to_device(source, size=1):
+        if int(item[0]) == 2:
+            break
+    assert not prefetch_threads()
+    assert source.closed
+
+
+def test_a_grain_iterator_is_closed_when_the_consumer_stops():
+    grain = pytest.importorskip("grain")
+    iterator = iter(grain.MapDataset.range(1000).map(lambda i: np.full(3, i, np.float32)).to_iter_dataset())
+    with prefetch_to_device(iterator, size=1) as batches:
+        assert int(next(batches)[0]) == 0
+    assert not prefetch_threads()
+    assert iterator._closed
+
+
+def test_an_iterator_left_open_at_exit_is_closed_quietly():
+    # A probe that takes one batch and exits without closing: the prefetcher must shut down
+    # while the interpreter still has its modules, not complain during teardown.
+    script = textwrap.dedent(
+        """
+        import numpy as np
+        from jaxopt_notes.data import prefetch_to_device
+
+        class Source:
+            def __iter__(self):
+                return self
+            def __next__(self):
+                return np.ones(3)
+            def close(self):
+                print("source closed")
+
+        batches = prefetch_to_device(Source())
+        first = next(batches)
+        """
+    )
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "Exception ignored" not in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert "source closed" in done.stdout

@@ -18,7 +18,6 @@ from jaxopt_notes.schedules import inverse_time_decay
 from jaxopt_notes.training._epoch_end import NonFiniteCostError
 from jaxopt_notes.training._fit import fit
 from jaxopt_notes.training._history import smooth
-from jaxopt_notes.training._rows import join_rows, take_rows
 
 M, D, BATCH = 203, 3, 20  # 10 full minibatches and a remainder of 3
 
@@ -168,15 +167,6 @@ def test_data_layouts_equal_a_loop_over_numpy_slices():
             expected, costs = optax.apply_updates(expected, updates), costs + [float(cost)]
         np.testing.assert_allclose(history.cost, costs, rtol=2e-5)
         np.testing.assert_allclose(got["w"], expected["w"], rtol=2e-5, atol=2e-6)
-
-
-def test_joined_rows_split_back_and_sit_on_huge_page_boundaries():
-    joined, layout = join_rows(np.asarray(X.reshape(M, 3, 1)), np.stack([Y, Y], axis=1))
-    assert joined.shape == (M, 5) and joined.ctypes.data % (2 * 2**20) == 0  # aliased, not copied, by device_put
-    x, y = take_rows((jnp.asarray(joined), None), layout, jnp.array([5, 0, 7]))
-    np.testing.assert_array_equal(x, X.reshape(M, 3, 1)[[5, 0, 7]])
-    np.testing.assert_array_equal(y, np.stack([Y, Y], axis=1)[[5, 0, 7]])
-    assert join_rows(X, Y.astype(np.int32)) is None
 
 
 def poisoned_data(bad_row):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import weakref
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -45,25 +46,42 @@ def _produce(source: Iterator[Any], place: Any, slots: queue.Queue, stop: thread
             close()
 
 
+def _shut_down(slots: queue.Queue, stop: threading.Event, thread: threading.Thread) -> None:
+    """Stops the producer thread and waits for it; the thread closes the source as it ends."""
+    stop.set()
+    # Free the slot a blocked ``put`` waits for; the thread then sees ``stop`` and ends.
+    while True:
+        try:
+            slots.get_nowait()
+        except queue.Empty:
+            break
+    if thread is not threading.current_thread():
+        thread.join()
+
+
 class Prefetcher(Iterator[Any]):
     """Iterator returned by :func:`prefetch_to_device`; also a context manager.
 
-    ``close()`` (called on ``with`` exit, on exhaustion, and when the iterator is garbage
-    collected, e.g. when a ``for`` loop over it breaks or raises) stops the thread, closes
-    the source iterator and waits for the thread to end.
+    ``close()`` (called on ``with`` exit, on exhaustion, when the iterator is garbage
+    collected, e.g. when a ``for`` loop over it breaks or raises, and at interpreter exit)
+    stops the thread, closes the source iterator and waits for the thread to end.
     """
 
     def __init__(self, iterable: Iterable[Any], *, size: int, place: Any) -> None:
         source = iter(iterable)
         self._slots: queue.Queue = queue.Queue(maxsize=size)
         self._stop = threading.Event()
-        self._thread = threading.Thread(
+        thread = threading.Thread(
             target=_produce,
             args=(source, place, self._slots, self._stop),
             name="prefetch_to_device",
             daemon=True,
         )
-        self._thread.start()
+        thread.start()
+        # A finalizer, not ``__del__``: it runs when the iterator is collected and also at
+        # interpreter exit before modules are torn down (a ``__del__`` run during teardown
+        # finds ``queue.Empty`` already gone).
+        self._close = weakref.finalize(self, _shut_down, self._slots, self._stop, thread)
 
     def __next__(self) -> Any:
         if self._stop.is_set():
@@ -79,25 +97,13 @@ class Prefetcher(Iterator[Any]):
 
     def close(self) -> None:
         """Stops the background thread and waits for it (idempotent)."""
-        self._stop.set()
-        # Free the slot a blocked ``put`` waits for; the thread then sees ``stop`` and ends.
-        while True:
-            try:
-                self._slots.get_nowait()
-            except queue.Empty:
-                break
-        if self._thread is not threading.current_thread():
-            self._thread.join()
+        self._close()
 
     def __enter__(self) -> Prefetcher:
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
         self.close()
-
-    def __del__(self) -> None:
-        if getattr(self, "_thread", None) is not None:
-            self.close()
 
 
 def prefetch_to_device(

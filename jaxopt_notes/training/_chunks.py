@@ -5,7 +5,7 @@ record's type, which JAX sees in the pytree's structure: the choice is made when
 traced, never per step. Fields marked static (the rows' layout, a minibatch size) are part of
 that structure too, so a new value traces a new run instead of being passed as an array.
 
-- :class:`ResidentEpoch`: a whole epoch over rows placed on the device once
+- :class:`ResidentEpoch`: a piece of an epoch over rows placed on the device once
   (``_rows.place_rows``): ``order`` (steps, batch) and ``rest`` index them.
 - :class:`ShuffledRows`: rows already in shuffled order (a streamed chunk), cut in order into
   minibatches of ``batch_size``, plus a smaller last one for what remains.
@@ -26,9 +26,10 @@ from jaxopt_notes.training._rows import Layout
 
 @dataclasses.dataclass(frozen=True)
 class ResidentEpoch:
-    """An epoch over placed rows: ``buffers`` and ``layout`` as ``place_rows`` returned them,
-    ``order`` the int32 ``(steps, batch)`` row indices of the full minibatches, ``rest`` those
-    of the last, smaller one (None without one)."""
+    """A piece of an epoch over placed rows: ``buffers`` and ``layout`` as ``place_rows``
+    returned them, ``order`` the int32 ``(steps, batch)`` row indices of its full minibatches,
+    ``rest`` those of the epoch's last, smaller one (None without one, and in every piece but
+    the last)."""
 
     buffers: tuple[Any, Any]
     order: Any

@@ -6,9 +6,10 @@ device, shuffles with a host permutation uploaded as int32 indices (``jax.random
 sorts, which costs seconds at m = 5,000,000 on a CPU), gathers each minibatch by index inside
 the scan, donates parameters and optimizer state, and talks to the host once per epoch.
 Resident NumPy data are not copied: on a CPU, XLA reads the caller's arrays in place
-(``_rows.py``), so fit's extra memory is the permutations (4 bytes per row each) and per-step
-outputs; X and Y given as column views of one array (``XY[:, :d]``, ``XY[:, d]``) are
-gathered as whole rows of it. A shuffled minibatch is random rows, and their memory latency,
+(``_rows.py``), whatever their dtype, strides or size, so fit's extra memory is the
+permutations (4 bytes per row each) and per-step outputs; X and Y given as column views of one
+array (``XY[:, :d]``, ``XY[:, d]``) are gathered as whole rows of it. An epoch's permutation
+reaches the device in pieces as it is drawn, so the epoch starts on its first rows. A shuffled minibatch is random rows, and their memory latency,
 not the arithmetic, bounds an epoch.
 Memory-mapped data streams through in chunks of many minibatches instead, the next chunk
 copied to the device while the current one trains.
@@ -74,11 +75,14 @@ def fit(
         whose inexact arrays are trained and whose other fields are kept. Never modified.
       optimizer: any gradient transformation of this library or of optax.
       X, Y: examples along axis 0 (NumPy, JAX, or memory-mapped ``np.load(p, mmap_mode="r")``
-        arrays, which stream in chunks). Y may be None. NumPy arrays are read in place, not
-        copied (so do not write to them while fit runs, e.g. from a callback), unless JAX must
-        convert their dtype (float64 without ``jax_enable_x64``), their rows are not
-        contiguous, or one holds over 2**31 - 1 elements: such an array is copied (X and Y
-        once, side by side, when both must be and share a dtype). Or X is a loader: a callable
+        arrays, which stream in chunks). Y may be None. NumPy arrays are read in place, never
+        copied, whatever their dtype, strides or size (so do not write to them while fit runs,
+        e.g. from a callback): a dtype JAX would convert (float64 or int64 without
+        ``jax_enable_x64``) is converted one minibatch at a time, exactly as JAX converts a
+        whole array; rows that are not contiguous are gathered element by element; more than
+        2**31 - 1 elements are read in blocks. Only other inputs (lists, say), string, object
+        and float8 arrays, ``as_strided`` views and column-major arrays of over 2**31
+        elements are copied. Or X is a loader: a callable
         ``epoch -> iterable of batches`` (0-based epoch), each batch ``(x, y)`` or ``x`` of
         NumPy or JAX arrays (a grain ``DataLoader`` or ``MapDataset`` pipeline, a PyTorch
         ``DataLoader`` yielding NumPy, ``tf.data``'s ``as_numpy_iterator``, a generator),

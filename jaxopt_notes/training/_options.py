@@ -199,9 +199,12 @@ class FitOptions:
     seed: int = option(
         default=0,
         check=_int(0),
-        doc="the shuffles' seed; epoch e follows ``np.random.default_rng(SeedSequence([seed, e]))"
-        ".permutation(m)`` (the first epoch's is kept for a later call with the same m and seed, which then "
-        "draws nothing; across processes, process p shuffles its own rows with ``SeedSequence([seed, e, p])``).",
+        doc="the shuffles' seed. Epoch e's order is a uniformly random permutation fixed by ``(seed, e)``: "
+        "below 2**20 rows ``np.random.default_rng(SeedSequence([seed, e])).permutation(m)``; from 2**20 rows "
+        "an exact bucketed (Rao-Sandelius) draw seeded by ``SeedSequence([seed, e])`` whose first, small "
+        "buckets let the epoch start after about a sixtieth of the draw (``docs/performance/fit_large_data.md``). "
+        "The first epoch's order (up to 2**24 rows) is kept for a later call with the same m and seed, which "
+        "then draws nothing; across processes, process p shuffles its own rows with ``SeedSequence([seed, e, p])``.",
     )
     drop_remainder: bool = option(default=False, check=_flag, doc="skip the last, smaller minibatch of each epoch.")
     beta: float = option(

@@ -5,9 +5,10 @@ typed chunk (:mod:`~jaxopt_notes.training._chunks`) per call of the compiled ``r
 variants here, and :class:`~jaxopt_notes.training._process_source.ProcessShardSource` across
 processes:
 
-- :class:`ResidentSource`: the data sit on the device for the whole run; each epoch is one
-  :class:`~jaxopt_notes.training._chunks.ResidentEpoch` with a host-drawn permutation, cut
-  into ``order`` (steps, batch) and ``rest``.
+- :class:`ResidentSource`: the data sit on the device for the whole run; each epoch is a few
+  :class:`~jaxopt_notes.training._chunks.ResidentEpoch` pieces of a host-drawn permutation,
+  each handed on as soon as it is drawn, cut into ``order`` (steps, batch) and, in the last,
+  ``rest``.
 - :class:`StreamedSource`: the data (e.g. memory-mapped) stream in shuffled chunks of
   ``chunk_steps`` minibatches (:class:`~jaxopt_notes.training._chunks.ShuffledRows`), the
   next chunk copied to the device by a background thread while the current one trains.
@@ -47,10 +48,10 @@ class EpochSource(Protocol):
 
 
 class ResidentSource:
-    """The whole data set on the device, read in place from the caller's arrays where XLA can
-    (``_rows.place_rows``: no copy of NumPy data of a dtype JAX holds, with contiguous rows);
-    each epoch is one call over a host-drawn permutation (:class:`~jaxopt_notes.data._shuffle.EpochOrders`), the
-    first one drawn while the data are placed."""
+    """The whole data set on the device, read in place from the caller's NumPy arrays
+    (``_rows.place_rows``); each epoch is a few calls over the pieces of a host-drawn
+    permutation (:class:`~jaxopt_notes.data._shuffle.EpochOrders`), the first one drawn while
+    the data are placed."""
 
     def __init__(self, X: Any, Y: Any, run: Run, place: Placement, start_epoch: int):
         options = run.options
@@ -62,8 +63,8 @@ class ResidentSource:
         self.buffers = (X, Y)
 
     def epoch(self, epoch: int) -> Generator[Chunk, None, None]:
-        order, rest = self._orders.order(epoch)
-        yield ResidentEpoch(self.buffers, order, rest, self.layout)
+        for order, rest in self._orders.pieces(epoch):  # the first while the rest is still being drawn
+            yield ResidentEpoch(self.buffers, order, rest, self.layout)
 
     def __enter__(self) -> ResidentSource:
         return self
