@@ -9,8 +9,9 @@ Resident NumPy data are not copied: on a CPU, XLA reads the caller's arrays in p
 (``_rows.py``), whatever their dtype, strides or size, so fit's extra memory is the
 permutations (4 bytes per row each) and per-step outputs; X and Y given as column views of one
 array (``XY[:, :d]``, ``XY[:, d]``) are gathered as whole rows of it. An epoch's permutation
-reaches the device in pieces as it is drawn, so the epoch starts on its first rows. A shuffled minibatch is random rows, and their memory latency,
-not the arithmetic, bounds an epoch.
+reaches the device in pieces as it is drawn, so the epoch starts on its first rows. A
+shuffled minibatch is random rows, and their memory latency, not the arithmetic, bounds an
+epoch.
 Memory-mapped data streams through in chunks of many minibatches instead, the next chunk
 copied to the device while the current one trains.
 """
