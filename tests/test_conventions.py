@@ -1,6 +1,6 @@
-"""Each row of the README's convention table: PyTorch's and Keras' update rules transcribed in
-NumPy from their documented algorithms, run next to the arguments of ours that the table says
-reproduce them."""
+"""Each row of the convention table in docs/guides/conventions.md: PyTorch's and Keras' update
+rules transcribed in NumPy from their documented algorithms, run next to the arguments of ours
+that the table says reproduce them."""
 
 import jax
 import jax.numpy as jnp

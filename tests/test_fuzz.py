@@ -9,7 +9,7 @@ zeros, 40 steps per example. Invariants:
 - the state keeps its pytree structure, shapes, dtypes and weak types (old and new state go
   through ``lax.cond``), and the parameters keep their dtypes;
 - float16 parameters with float32 moments stay finite (the moments are not allowed to be
-  float16 here: g**2 underflows below |g| = 2.4e-4 and the steps become huge, see the README);
+  float16 here: g**2 underflows below |g| = 2.4e-4 and the steps become huge, see docs/guides/robustness.md);
 - step counters saturate at the int32 maximum instead of wrapping.
 
 The number of examples run is printed in pytest's terminal summary.
