@@ -133,8 +133,13 @@ class PlateauMonitor:
       >>> X = np.ones((64, 1), np.float32)
       >>> loss = lambda p, x: jnp.mean(jnp.tanh(p["w"] ** 2) * x[:, 0])
       >>> monitor = PlateauMonitor(grad_tol=1e-4, patience=20)
-      >>> _ = jn.fit(loss, {"w": jnp.array(10.0)}, jn.sgd(0.1), X, batch_size=8, epochs=5,
-      ...            callbacks=[monitor], progress=False)
+      >>> import warnings
+      >>> with warnings.catch_warnings(record=True) as caught:
+      ...     warnings.simplefilter("always")
+      ...     _ = jn.fit(loss, {"w": jnp.array(10.0)}, jn.sgd(0.1), X, batch_size=8, epochs=5,
+      ...                callbacks=[monitor], progress=False)
+      >>> print(caught[0].message)  # warned once, when the plateau is first seen
+      PlateauMonitor: gradient norm below 0.0001 with cost above 0 for steps 0 to 24: the run is on a plateau
       >>> monitor.flagged, monitor.episodes
       (True, [(0, 40)])
     """
