@@ -30,6 +30,14 @@ def _check_positive(name: str, value: Any) -> None:
         raise ValueError(f"{name} must be a number > 0, got {value!r}")
 
 
+def _check_decay(schedule: ExponentialDecay | InverseTimeDecay) -> None:
+    """The arguments the two decays share, named with the schedule's class."""
+    where = type(schedule).__name__
+    _checks.check_nonnegative(f"{where}: initial_learning_rate", schedule.initial_learning_rate)
+    _check_positive(f"{where}: decay_steps", schedule.decay_steps)
+    _checks.check_nonnegative(f"{where}: decay_rate", schedule.decay_rate)
+
+
 def _floating(value: Any) -> jax.Array:
     return jnp.asarray(value, jnp.result_type(float))
 
@@ -72,9 +80,7 @@ class ExponentialDecay:
     name: str = "ExponentialDecay"
 
     def __post_init__(self) -> None:
-        _checks.check_nonnegative("ExponentialDecay: initial_learning_rate", self.initial_learning_rate)
-        _check_positive("ExponentialDecay: decay_steps", self.decay_steps)
-        _checks.check_nonnegative("ExponentialDecay: decay_rate", self.decay_rate)
+        _check_decay(self)
 
     def __call__(self, step: Any) -> jax.Array:
         exponent = _progress(step, self.decay_steps, self.staircase)
@@ -115,9 +121,7 @@ class InverseTimeDecay:
     name: str = "InverseTimeDecay"
 
     def __post_init__(self) -> None:
-        _checks.check_nonnegative("InverseTimeDecay: initial_learning_rate", self.initial_learning_rate)
-        _check_positive("InverseTimeDecay: decay_steps", self.decay_steps)
-        _checks.check_nonnegative("InverseTimeDecay: decay_rate", self.decay_rate)
+        _check_decay(self)
 
     def __call__(self, step: Any) -> jax.Array:
         progress = _progress(step, self.decay_steps, self.staircase)
